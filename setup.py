@@ -1,0 +1,54 @@
+"""tao_ros: ROS 2 (ament_python) package that also installs with plain pip."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "tao_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    package_data={PACKAGE: ["py.typed"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy>=1.26",
+        "scipy>=1.10",
+        "scikit-learn>=1.3",
+        "opencv-python>=4.8",
+        "pluggy>=1.3",
+        "pyyaml>=6",
+        "tqdm>=4.60",
+        "rosbags>=0.10",
+        "matplotlib>=3.7",
+    ],
+    extras_require={
+        "models": ["torch>=2.1", "ultralytics>=8.1", "sam2==1.1.0"],
+        "test": ["pytest>=7", "hypothesis>=6"],
+    },
+    zip_safe=True,
+    maintainer="tao_ros developers",
+    maintainer_email="tao-ros@example.com",
+    description="Find, segment and track anomalous objects in camera streams (Track Any Anomalous Object).",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "tao-ros = tao_ros.cli:main",
+        ],
+        "tao_ros.plugins": [
+            "tao_ros.motion = tao_ros.builtin.motion",
+            "tao_ros.depth = tao_ros.builtin.depth",
+            "tao_ros.features = tao_ros.builtin.features",
+            "tao_ros.scorers = tao_ros.builtin.scorers",
+            "tao_ros.ultralytics = tao_ros.builtin.ultralytics_models",
+        ],
+    },
+)

@@ -1,0 +1,133 @@
+"""Weight-free features: speed from dense optical flow, physical size from depth."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tao_ros.core.tracking import TrackHistory
+from tao_ros.hookspecs import Param, hookimpl
+from tao_ros.types import Detections, FrameContext
+
+
+def dense_flow(context: FrameContext, preset: str = "fast") -> np.ndarray | None:
+    """[H, W, 2] float32 DIS optical flow from the previous to the current frame (pixels/frame).
+
+    Computed once per frame and shared through ``context.cache``; None on a stream's first frame.
+    """
+    import cv2
+
+    if context.previous_gray is None or context.previous_gray.shape != context.gray.shape:
+        return None
+    key = ("dis_flow", preset)
+    if key not in context.cache:
+        presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+                   "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+        dis = context.cache.setdefault(("dis", preset), cv2.DISOpticalFlow_create(presets[preset]))
+        context.cache[key] = dis.calc(context.previous_gray, context.gray, None)
+    return context.cache[key]
+
+
+def object_pixels(context: FrameContext, box: np.ndarray, min_pixels: int) -> tuple[slice, slice, np.ndarray]:
+    """Rows/cols slices of ``box`` and the [h, w] bool mask of the object's pixels inside it
+    (the detector's foreground where it has enough pixels, else the whole box)."""
+    x1, y1, x2, y2 = box.astype(int)
+    rows, cols = slice(y1, max(y2, y1 + 1)), slice(x1, max(x2, x1 + 1))
+    if context.foreground is not None:
+        inside = context.foreground[rows, cols]
+        if inside.sum() >= min_pixels:
+            return rows, cols, inside
+    return rows, cols, np.ones((rows.stop - rows.start, cols.stop - cols.start), dtype=bool)
+
+
+class SpeedFeature:
+    """Object speed from DIS optical flow, corrected for perspective by depth, averaged along the track.
+
+    The median flow vector of an object's foreground pixels ignores box jitter (the box edges
+    move with the segmentation, the pixels move with the object); multiplying by depth makes a
+    far walker as fast as a near one.
+    """
+
+    name = "speed"
+    columns = ("speed", "depth")
+    params = {
+        "window": Param(8, "Frames over which the speed is averaged along the object's track.", minimum=1),
+        "preset": Param("fast", "DIS optical flow preset.", choices=("ultrafast", "fast", "medium")),
+        "min_pixels": Param(12, "Fewer foreground pixels than this in the box: use the whole box.", minimum=1),
+        "part_size": Param(0.05, "Window over which flow is averaged, as a fraction of image height.",
+                           minimum=0.0),
+        "percentile": Param(90.0, "Percentile of the local speeds inside the object taken as its speed.",
+                            minimum=0.0),
+    }
+
+    def __init__(self, **params):
+        self.p = params
+        self.history = TrackHistory(params["window"])
+
+    def reset(self) -> None:
+        self.history.reset()
+
+    def extract(self, context: FrameContext, detections: Detections, depth: np.ndarray) -> np.ndarray:
+        speed = np.full((len(detections), 2), np.nan)
+        flow = dense_flow(context, self.p["preset"])
+        if flow is None:
+            return speed
+        local = local_motion(context, flow, self.p["part_size"])
+        for i, box in enumerate(detections.xyxy):
+            rows, cols, pixels = object_pixels(context, box, self.p["min_pixels"])
+            magnitudes = local[rows, cols][pixels]
+            if len(magnitudes):
+                speed[i] = np.percentile(magnitudes, self.p["percentile"]), depth[i]
+        return self.history.smooth(detections.ids, speed)
+
+
+def local_motion(context: FrameContext, flow: np.ndarray, part_size: float) -> np.ndarray:
+    """[H, W] speed of the foreground around each pixel: the mean flow vector of the foreground
+    pixels in a window of ``part_size`` x image height, then its length.
+
+    Averaging vectors over a body-part-sized window cancels noise and limb swing; taking the
+    fastest part of an object keeps a cyclist fast when its blob merged with walkers.
+    """
+    import cv2
+
+    key = ("local_motion", part_size)
+    if key not in context.cache:
+        size = max(3, int(round(part_size * flow.shape[0])) | 1)
+        weight = context.foreground.astype(np.float32) if context.foreground is not None \
+            else np.ones(flow.shape[:2], np.float32)
+        total = cv2.boxFilter(flow * weight[..., None], -1, (size, size), normalize=False)
+        count = cv2.boxFilter(weight, -1, (size, size), normalize=False)
+        mean = total / np.maximum(count, 1.0)[..., None]
+        context.cache[key] = np.linalg.norm(mean, axis=2)
+    return context.cache[key]
+
+
+class DepthFeature:
+    """An object's physical size: box height and width times its depth (log scale), with its depth.
+
+    Odd-sized objects (carts, vehicles, a person carrying something large) stand out whatever
+    their distance from the camera.
+    """
+
+    name = "depth"
+    columns = ("log_height", "log_width", "depth")
+    params = {
+        "window": Param(4, "Frames over which the size is averaged along the object's track.", minimum=1),
+    }
+
+    def __init__(self, **params):
+        self.p = params
+        self.history = TrackHistory(params["window"])
+
+    def reset(self) -> None:
+        self.history.reset()
+
+    def extract(self, context: FrameContext, detections: Detections, depth: np.ndarray) -> np.ndarray:
+        size = np.stack([detections.height, detections.width], axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = np.log(np.where(size > 0, size, np.nan))
+        return self.history.smooth(detections.ids, np.column_stack([values.reshape(-1, 2), depth]))
+
+
+@hookimpl
+def tao_ros_add_features():
+    return [SpeedFeature, DepthFeature]

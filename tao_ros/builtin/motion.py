@@ -1,0 +1,119 @@
+"""Weight-free detector for fixed cameras: background subtraction, connected components, box tracking."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from tao_ros.core.geometry import iou_matrix
+from tao_ros.hookspecs import Param, hookimpl
+from tao_ros.types import Detections, FrameContext
+
+
+class BoxTracker:
+    """Gives boxes stable ids across frames by optimal IoU matching against predicted track boxes.
+
+    Written here rather than taken from ultralytics' BYTETracker because that tracker only reports
+    confirmed tracks (it drops an object's first frame) and needs detector confidences; every
+    detection of the motion detector must keep an id from the frame it appears.
+    """
+
+    def __init__(self, match_iou: float = 0.1, max_missed: int = 5):
+        self.match_iou = match_iou
+        self.max_missed = max_missed
+        self.reset()
+
+    def reset(self) -> None:
+        self.boxes = np.zeros((0, 4))
+        self.velocity = np.zeros((0, 4))
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.missed = np.zeros(0, dtype=np.int64)
+        self.next_id = 1
+
+    def update(self, xyxy: np.ndarray) -> np.ndarray:
+        """[N, 4] boxes of this frame -> [N] int64 track ids (new ids for unmatched boxes)."""
+        predicted = self.boxes + self.velocity
+        iou = iou_matrix(xyxy, predicted)
+        rows, cols = linear_sum_assignment(-iou) if iou.size else (np.zeros(0, int), np.zeros(0, int))
+        keep = iou[rows, cols] >= self.match_iou
+        rows, cols = rows[keep], cols[keep]
+        ids = np.empty(len(xyxy), dtype=np.int64)
+        ids[rows] = self.ids[cols]
+        new = np.setdiff1d(np.arange(len(xyxy)), rows)
+        ids[new] = np.arange(self.next_id, self.next_id + len(new))
+        self.next_id += len(new)
+
+        velocity = np.zeros((len(xyxy), 4))
+        velocity[rows] = 0.5 * self.velocity[cols] + 0.5 * (xyxy[rows] - self.boxes[cols])
+        lost = np.setdiff1d(np.arange(len(self.ids)), cols)
+        lost = lost[self.missed[lost] < self.max_missed]
+        self.boxes = np.concatenate([xyxy, predicted[lost]])
+        self.velocity = np.concatenate([velocity, self.velocity[lost]])
+        self.ids = np.concatenate([ids, self.ids[lost]])
+        self.missed = np.concatenate([np.zeros(len(xyxy), dtype=np.int64), self.missed[lost] + 1])
+        return ids
+
+
+class MotionDetector:
+    """Moving objects seen by a fixed camera (OpenCV MOG2 background model + connected components)."""
+
+    name = "motion"
+    params = {
+        "history": Param(300, "Frames the background model remembers.", minimum=1),
+        "var_threshold": Param(16.0, "MOG2 squared Mahalanobis distance for a pixel to be foreground.",
+                               minimum=0.0),
+        "min_area": Param(0.0006, "Smallest object, as a fraction of the image area.", minimum=0.0),
+        "close_size": Param(7, "Morphological closing kernel (pixels at 240 rows; scaled with image "
+                               "height) that joins an object's parts.", minimum=1),
+        "match_iou": Param(0.1, "Tracker: least IoU between a box and a track's predicted box.", minimum=0.0),
+        "max_missed": Param(5, "Tracker: frames a lost track is kept for re-identification.", minimum=0),
+        "warmup_frames": Param(2, "First frames of a stream used only to learn the background.", minimum=0),
+    }
+
+    def __init__(self, **params):
+        self.p = params
+        self.tracker = BoxTracker(params["match_iou"], params["max_missed"])
+        self.reset()
+
+    def reset(self) -> None:
+        import cv2
+
+        self.background = cv2.createBackgroundSubtractorMOG2(
+            history=self.p["history"], varThreshold=self.p["var_threshold"], detectShadows=False)
+        self.frames_seen = 0
+        self.tracker.reset()
+
+    def foreground(self, gray: np.ndarray) -> np.ndarray:
+        """[H, W] uint8 frame -> [H, W] bool foreground after morphological clean-up."""
+        import cv2
+
+        fg = self.background.apply(gray) > 0
+        scale = gray.shape[0] / 240.0
+        open_k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+        size = max(1, round(self.p["close_size"] * scale)) | 1
+        close_k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+        # Close first: MOG2 marks an object's pixels sparsely, and opening first would erase them.
+        fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_CLOSE, close_k)
+        fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, open_k)
+        return fg.astype(bool)
+
+    def detect(self, context: FrameContext) -> Detections:
+        import cv2
+
+        fg = self.foreground(context.gray)
+        self.frames_seen += 1
+        context.foreground = fg
+        if self.frames_seen <= self.p["warmup_frames"]:
+            return Detections.empty()
+        n, _, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
+        min_area = self.p["min_area"] * fg.size
+        stats = stats[1:][stats[1:, cv2.CC_STAT_AREA] >= min_area]
+        x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+        xyxy = np.stack([x, y, x + stats[:, cv2.CC_STAT_WIDTH], y + stats[:, cv2.CC_STAT_HEIGHT]], axis=1)
+        xyxy = xyxy.astype(np.float64).reshape(-1, 4)
+        return Detections(xyxy, ids=self.tracker.update(xyxy))
+
+
+@hookimpl
+def tao_ros_add_detectors():
+    return [MotionDetector]

@@ -1,0 +1,125 @@
+"""Density models of normal feature vectors (scikit-learn): kNN distance and Mahalanobis distance."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tao_ros.errors import InputError
+from tao_ros.hookspecs import Param, hookimpl
+
+
+def held_out_scores(fit_and_score, features: np.ndarray, groups: np.ndarray) -> np.ndarray | None:
+    """[N] scores of each sample by a model fitted without its group (clip); None if one group."""
+    unique = np.unique(groups)
+    if len(unique) < 2:
+        return None
+    scores = np.empty(len(features))
+    for group in unique:
+        held_out = groups == group
+        scores[held_out] = fit_and_score(features[~held_out], features[held_out])
+    return scores
+
+
+def check_features(features: np.ndarray, minimum: int) -> np.ndarray:
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim != 2 or len(features) < minimum:
+        raise InputError(f"need at least {minimum} normal feature vectors of shape [N, D], got "
+                         f"{features.shape}: fit on more normal footage")
+    if not np.all(np.isfinite(features)):
+        raise InputError("normal feature vectors hold NaN or inf: drop those rows before fitting")
+    return features
+
+
+class KnnScorer:
+    """Mean Euclidean distance to the k nearest normal samples, on per-dimension scaled features."""
+
+    name = "knn"
+    params = {"k": Param(10, "Number of nearest normal samples averaged.", minimum=1)}
+
+    def __init__(self, **params):
+        self.k = params["k"]
+        self.scale = None
+        self.index = None
+
+    def _distances(self, train: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
+        from sklearn.neighbors import NearestNeighbors
+
+        k = min(k, len(train))
+        return NearestNeighbors(n_neighbors=k).fit(train).kneighbors(query)[0]
+
+    def fit(self, features, groups):
+        features = check_features(features, self.k + 2)
+        mean, std = features.mean(axis=0), features.std(axis=0)
+        self.scale = np.stack([mean, np.where(std > 1e-12, std, 1.0)])
+        scaled = (features - mean) / self.scale[1]
+        self.load_state({"scale": self.scale, "train": scaled})
+        held_out = held_out_scores(lambda tr, q: self._distances(tr, q, self.k).mean(axis=1), scaled, groups)
+        if held_out is not None:
+            return held_out
+        return self.index.kneighbors(scaled, n_neighbors=self.k + 1)[0][:, 1:].mean(axis=1)  # drop self
+
+    def score(self, features):
+        if self.index is None:
+            raise InputError("knn scorer is not fitted: run 'tao-ros fit' first")
+        features = np.asarray(features, dtype=np.float64).reshape(-1, self.scale.shape[1])
+        if len(features) == 0:
+            return np.zeros(0)
+        return self.index.kneighbors((features - self.scale[0]) / self.scale[1])[0].mean(axis=1)
+
+    def state(self):
+        return {"scale": self.scale, "train": self.train}
+
+    def load_state(self, state):
+        from sklearn.neighbors import NearestNeighbors
+
+        self.scale = np.asarray(state["scale"], dtype=np.float64)
+        self.train = np.asarray(state["train"], dtype=np.float64)
+        self.index = NearestNeighbors(n_neighbors=min(self.k, len(self.train))).fit(self.train)
+
+
+class MahalanobisScorer:
+    """Mahalanobis distance to the normal samples' mean under a Ledoit-Wolf shrunk covariance."""
+
+    name = "mahalanobis"
+    params = {}
+
+    def __init__(self, **params):
+        self.location = None
+        self.precision = None
+
+    @staticmethod
+    def _fit(features):
+        from sklearn.covariance import LedoitWolf
+
+        model = LedoitWolf().fit(features)
+        return model.location_, model.precision_
+
+    @staticmethod
+    def _distance(location, precision, features):
+        centred = features - location
+        return np.sqrt(np.maximum(np.einsum("nd,de,ne->n", centred, precision, centred), 0.0))
+
+    def fit(self, features, groups):
+        features = check_features(features, 3)
+        self.location, self.precision = self._fit(features)
+        if len(np.unique(groups)) < 2:  # one clip: 10 interleaved folds, so no sample scores itself
+            groups = np.arange(len(features)) % 10
+        return held_out_scores(lambda tr, q: self._distance(*self._fit(tr), q), features, groups)
+
+    def score(self, features):
+        if self.location is None:
+            raise InputError("mahalanobis scorer is not fitted: run 'tao-ros fit' first")
+        features = np.asarray(features, dtype=np.float64).reshape(-1, len(self.location))
+        return self._distance(self.location, self.precision, features)
+
+    def state(self):
+        return {"location": self.location, "precision": self.precision}
+
+    def load_state(self, state):
+        self.location = np.asarray(state["location"], dtype=np.float64)
+        self.precision = np.asarray(state["precision"], dtype=np.float64)
+
+
+@hookimpl
+def tao_ros_add_scorers():
+    return [KnnScorer, MahalanobisScorer]

@@ -1,0 +1,148 @@
+"""tao-ros: the command line. Thin: it parses options and calls the core, io and eval modules.
+
+Heavy libraries (OpenCV, scikit-learn, torch) are imported inside the commands so that
+``tao-ros --help`` starts at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from tao_ros.errors import TaoRosError
+
+log = logging.getLogger("tao_ros")
+
+
+def progress(iterator, desc: str = "", total: int | None = None):
+    """A tqdm progress bar on stderr (hidden when stderr is not a terminal)."""
+    from tqdm import tqdm
+
+    return tqdm(iterator, desc=desc, total=total, unit="frame", leave=False, disable=None, dynamic_ncols=True)
+
+
+def _pipeline(args, **overrides):
+    from tao_ros.config import load_config
+    from tao_ros.core.pipeline import AnomalyPipeline
+
+    config = load_config(args.config, overrides)
+    return AnomalyPipeline(config)
+
+
+def cmd_plugins(args) -> int:
+    from tao_ros.plugins import PluginRegistry
+
+    registry = PluginRegistry.discover()
+    for kind, infos in registry.infos.items():
+        print(f"{kind}:")
+        for name in sorted(infos):
+            info = infos[name]
+            doc = (info.cls.__doc__ or "").strip().splitlines()[0] if info.cls.__doc__ else ""
+            print(f"  {name:<14} [{info.package}]  {doc}")
+        if not infos:
+            print("  (none)")
+    for error in registry.errors:
+        print(f"error: {error}", file=sys.stderr)
+    return 1 if registry.errors else 0
+
+
+def _clips(sources, args):
+    from tao_ros.io.sources import open_clips
+
+    return [clip for source in sources for clip in open_clips(source, args.image_topic, args.depth_topic)]
+
+
+def cmd_fit(args) -> int:
+    pipeline = _pipeline(args)
+    clips = _clips(args.sources, args)
+    summary = pipeline.fit([(clip.name, clip.frames) for clip in clips],
+                           progress=lambda it, desc="": progress(it, desc))
+    pipeline.save(args.output)
+    samples = ", ".join(f"{name}: {n} objects" for name, n in summary.items())
+    print(f"fitted on {len(clips)} clip(s) ({samples}) -> {args.output}")
+    return 0
+
+
+def run_clips(pipeline, clips, output: Path) -> list[Path]:
+    """Run ``pipeline`` on every clip, writing ``output/CLIP/objects.csv`` (and masks); returns the folders."""
+    from tao_ros.io.outputs import ClipWriter
+
+    folders = []
+    for clip in clips:
+        pipeline.reset()
+        folder = output / clip.name
+        with ClipWriter(folder) as writer:
+            for frame in progress(clip.frames(), desc=clip.name, total=clip.length):
+                writer.write(pipeline.process(frame))
+        folders.append(folder)
+    return folders
+
+
+def cmd_run(args) -> int:
+    overrides = {"model_path": str(args.model)} if args.model else {}
+    pipeline = _pipeline(args, **overrides)
+    if not pipeline.config.model_path:
+        raise TaoRosError("no model: pass --model MODEL (from 'tao-ros fit') or set model_path in the config")
+    pipeline.load(pipeline.config.model_path)
+    clips = _clips([args.source], args)
+    folders = run_clips(pipeline, clips, Path(args.output))
+    print(f"wrote {len(folders)} clip folder(s) under {args.output}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tao-ros", description="Find, segment and track anomalous objects in camera streams.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, func, help_text):
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--config", type=Path, default=None,
+                         help="configuration YAML (ROS 2 parameter file layout); default: the packaged "
+                              "config/anomaly.yaml")
+        sub.set_defaults(func=func)
+        return sub
+
+    def add_topics(sub):
+        sub.add_argument("--image-topic", default=None, help="camera topic of a rosbag source (found "
+                                                              "automatically when the bag has one)")
+        sub.add_argument("--depth-topic", default=None, help="aligned depth image topic of a rosbag source")
+
+    add("plugins", cmd_plugins, "list every plugin by kind, with the package it comes from")
+
+    fit = add("fit", cmd_fit, "fit the density models on normal data")
+    fit.add_argument("sources", nargs="+", metavar="SOURCE",
+                     help="normal data: video file, folder of frames, folder of clip folders, or rosbag2")
+    fit.add_argument("--output", "-o", required=True, type=Path, metavar="MODEL",
+                     help="model file to write (.npz: arrays + JSON, no pickle)")
+    add_topics(fit)
+
+    run = add("run", cmd_run, "score (and segment) every frame of a source")
+    run.add_argument("source", metavar="SOURCE",
+                     help="video file, folder of frames, folder of clip folders, or rosbag2")
+    run.add_argument("--model", "-m", type=Path, default=None, metavar="MODEL",
+                     help="model file from 'tao-ros fit' (default: model_path of the config)")
+    run.add_argument("--output", "-o", required=True, type=Path, metavar="DIR",
+                     help="output folder: one sub-folder per clip with objects.csv (and masks/)")
+    add_topics(run)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except TaoRosError as exc:
+        print(f"tao-ros {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

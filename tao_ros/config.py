@@ -1,0 +1,148 @@
+"""Configuration: one schema for the CLI and the ROS 2 node, read from ``config/anomaly.yaml``.
+
+The file is a ROS 2 parameter file (``/**: ros__parameters: {...}``); a plain mapping works too.
+Nested mappings flatten to dotted names as ROS 2 does: ``motion: {min_area: 40}`` is the
+parameter ``motion.min_area``, a parameter of the plugin named ``motion``. Keys without a dot are
+the pipeline's own options, listed in ``OPTIONS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tao_ros.errors import ConfigError
+from tao_ros.hookspecs import Param
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "anomaly.yaml"
+
+OPTIONS: dict[str, Param] = {
+    "detector": Param("motion", "Detector plugin (see 'tao-ros plugins')."),
+    "depth_source": Param("ground_plane", "Depth plugin: 'ground_plane' (fixed camera, no depth image) or "
+                                          "'depth_image' (aligned depth image)."),
+    "features": Param(["speed", "depth"], "Feature plugins whose scores are summed (the paper uses speed "
+                                          "and depth)."),
+    "scorer": Param("knn", "Density model plugin: 'knn' or 'mahalanobis'."),
+    "standardization": Param("zscore", "How each feature's score is scaled by the training scores: 'zscore' "
+                                       "(mean/std) or 'minmax' (min to 99.9th percentile).",
+                             choices=("zscore", "minmax")),
+    "threshold": Param(2.5, "Objects whose summed standardized score reaches this are anomalous."),
+    "score_window": Param(8, "Frames over which an object's score is averaged along its track (1 = no "
+                             "smoothing).", minimum=1),
+    "merge_iou": Param(0.3, "Anomalous boxes of one frame overlapping with IoU above this are merged.",
+                       minimum=0.0),
+    "prompt_interval": Param(5, "Every this many frames each anomalous box becomes a segmenter prompt "
+                                "(new anomalous objects are prompted at once).", minimum=1),
+    "segmenter": Param("none", "Segmenter plugin, or 'none' for boxes only."),
+    "model_path": Param("", "Fitted model file (from 'tao-ros fit'); '' = none yet."),
+    "device": Param("cpu", "Device for neural plugins: 'cpu' or 'cuda'/'cuda:N'."),
+    "max_training_samples": Param(40000, "At most this many normal objects are kept to fit the density "
+                                         "models (evenly subsampled).", minimum=100),
+}
+
+
+@dataclass
+class Config:
+    """Validated configuration: pipeline ``options`` and per-plugin parameters."""
+
+    options: dict = field(default_factory=lambda: {k: p.default for k, p in OPTIONS.items()})
+    plugin_params: dict[str, dict] = field(default_factory=dict)
+
+    def __getattr__(self, key):
+        options = self.__dict__.get("options", {})
+        if key in options:
+            return options[key]
+        raise AttributeError(key)
+
+    def params_for(self, plugin_name: str) -> dict:
+        return dict(self.plugin_params.get(plugin_name, {}))
+
+    def replace(self, **options) -> Config:
+        """A copy with some pipeline options changed (validated)."""
+        merged = {**self.options, **options}
+        return from_mapping({**merged, **{f"{p}.{k}": v for p, kv in self.plugin_params.items()
+                                          for k, v in kv.items()}})
+
+
+def coerce(key: str, value, param: Param):
+    """Check ``value`` against ``param`` (type of its default, choices, minimum) and return it."""
+    default = param.default
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, (list, tuple)):
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, type(default[0])) for v in value) \
+            if default else isinstance(value, (list, tuple))
+        value = list(value) if ok else value
+    else:
+        ok = isinstance(value, type(default)) and not isinstance(value, bool)
+    if not ok:
+        raise ConfigError(f"{key}: {value!r} is not allowed; expected a {type(default).__name__} "
+                          f"like {default!r}")
+    if param.choices:
+        bad = [v for v in (value if isinstance(value, list) else [value]) if v not in param.choices]
+        if bad:
+            raise ConfigError(f"{key}: {value!r} is not allowed; choose from {list(param.choices)}")
+    if param.minimum is not None and isinstance(value, (int, float)) and value < param.minimum:
+        raise ConfigError(f"{key}: {value!r} is not allowed; it must be >= {param.minimum}")
+    return value
+
+
+def flatten(mapping: dict, prefix: str = "") -> dict:
+    """Nested mapping -> dotted keys, as ROS 2 names parameters."""
+    flat = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def ros_parameters(document) -> dict:
+    """The parameter mapping of a ROS 2 parameter file (first node entry) or a plain mapping."""
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"configuration must be a mapping, got {type(document).__name__}")
+    for value in document.values():
+        if isinstance(value, dict) and "ros__parameters" in value:
+            return value["ros__parameters"] or {}
+    return document
+
+
+def from_mapping(mapping: dict) -> Config:
+    """Validate flat or nested ``mapping`` into a Config; raise ConfigError naming the first bad key."""
+    config = Config()
+    for key, value in flatten(mapping).items():
+        if "." in key:
+            plugin, param = key.split(".", 1)
+            config.plugin_params.setdefault(plugin, {})[param] = value
+        elif key in OPTIONS:
+            config.options[key] = coerce(key, value, OPTIONS[key])
+        else:
+            raise ConfigError(f"{key}: unknown option (value {value!r}); allowed: {', '.join(OPTIONS)}, "
+                              "or PLUGIN.PARAM for a plugin's parameter")
+    return config
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
+    """Read ``path`` (default: the packaged ``config/anomaly.yaml``), apply ``overrides``, validate."""
+    import yaml
+
+    path = Path(path) if path else DEFAULT_CONFIG_PATH
+    mapping = {}
+    if path.exists():
+        try:
+            mapping = flatten(ros_parameters(yaml.safe_load(path.read_text())))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    elif path != DEFAULT_CONFIG_PATH:
+        raise ConfigError(f"{path}: configuration file not found; pass an existing file or omit --config")
+    try:
+        return from_mapping({**mapping, **flatten(overrides or {})})
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

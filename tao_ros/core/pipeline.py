@@ -1,0 +1,244 @@
+"""The object-level anomaly stage and its hand-off to the segmenter, free of ROS and file formats.
+
+frame -> detector -> depth -> features -> per-feature density scores -> standardized sum
+      -> smoothed along each track -> threshold -> IoU merging -> prompts -> segmenter masks
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from tao_ros import __version__
+from tao_ros.config import Config
+from tao_ros.core.geometry import merge_overlapping
+from tao_ros.core.modelfile import load_model, save_model
+from tao_ros.core.prompts import PromptScheduler
+from tao_ros.core.scoring import Standardizer, combine
+from tao_ros.core.tracking import TrackHistory
+from tao_ros.errors import InputError, ModelFileError
+from tao_ros.plugins import GuardedPlugin, PluginRegistry
+from tao_ros.types import Detections, FrameContext, FrameResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StreamFrame:
+    """One input frame: [H, W, 3] uint8 BGR (or [H, W] grey) image, optional aligned depth image."""
+
+    image: np.ndarray
+    depth: np.ndarray | None = None
+
+
+def as_bgr(image: np.ndarray) -> np.ndarray:
+    """[H, W], [H, W, 1], [H, W, 3] or [H, W, 4] uint8 -> [H, W, 3] uint8 BGR; InputError otherwise."""
+    import cv2
+
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise InputError(f"frame of dtype {image.dtype}: expected uint8 (8-bit mono or colour)")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    raise InputError(f"frame of shape {image.shape}: expected [H, W] or [H, W, 1|3|4]")
+
+
+class AnomalyPipeline:
+    """Stateful per-stream pipeline: ``fit`` on normal clips, then ``process`` frames one by one."""
+
+    def __init__(self, config: Config, registry: PluginRegistry | None = None):
+        self.config = config
+        self.registry = registry or PluginRegistry.discover()
+        create = self.registry.create
+        self.detector = GuardedPlugin("detector", create("detector", config.detector, config.params_for(config.detector)))
+        self.depth = GuardedPlugin("depth", create("depth", config.depth_source, config.params_for(config.depth_source)))
+        self.features = {name: GuardedPlugin("feature", create("feature", name, config.params_for(name)))
+                         for name in config.features}
+        self.scorers = {name: create("scorer", config.scorer, config.params_for(config.scorer))
+                        for name in config.features}
+        self.standardizers: dict[str, Standardizer] = {}
+        self.segmenter = None
+        if config.segmenter != "none":
+            segmenter = create("segmenter", config.segmenter, config.params_for(config.segmenter))
+            self.segmenter = GuardedPlugin("segmenter", segmenter)
+        self.score_history = TrackHistory(config.score_window)
+        self.prompts = PromptScheduler(config.prompt_interval)
+        self.fitted = False
+        self.reset()
+
+    # ------------------------------------------------------------------ stream state
+    def reset(self) -> None:
+        """Start a new stream (new clip, new resolution): forget background, tracks and history."""
+        self.frame_index = 0
+        self.previous_gray = None
+        for plugin in (self.detector, *self.features.values(), *([self.segmenter] if self.segmenter else [])):
+            plugin.call("reset", None)
+        self.score_history.reset()
+        self.prompts.reset()
+
+    def _context(self, frame: StreamFrame) -> FrameContext:
+        import cv2
+
+        image = as_bgr(frame.image)
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        if self.previous_gray is not None and self.previous_gray.shape != gray.shape:
+            log.warning("frame size changed from %s to %s: restarting the stream state",
+                        self.previous_gray.shape[::-1], gray.shape[::-1])
+            self.reset()
+        context = FrameContext(self.frame_index, image, gray, self.previous_gray, frame.depth)
+        self.previous_gray = gray
+        self.frame_index += 1
+        return context
+
+    def describe(self, frame: StreamFrame) -> tuple[FrameContext, Detections, dict[str, np.ndarray]]:
+        """Detect and describe the objects of the next frame -> (context, detections, name -> [N, D])."""
+        context = self._context(frame)
+        detections = self.detector.call("detect", Detections.empty, context)
+        if not isinstance(detections, Detections):
+            log.error("detector %r returned %r instead of Detections: frame skipped", self.detector.name,
+                      type(detections).__name__)
+            detections = Detections.empty()
+        n = len(detections)
+        depth = self._checked(self.depth.call("estimate", None, context, detections), (n,), self.depth.name)
+        features = {}
+        for name, plugin in self.features.items():
+            columns = len(plugin.plugin.columns)
+            features[name] = self._checked(plugin.call("extract", None, context, detections, depth), (n, columns), name)
+        return context, detections, features
+
+    @staticmethod
+    def _checked(values, shape: tuple, plugin_name: str) -> np.ndarray:
+        """Plugin output as float array of ``shape``; NaN (unknown) where the plugin failed or misbehaved."""
+        if values is not None:
+            values = np.asarray(values, dtype=np.float64)
+            if values.shape == shape:
+                return values
+            log.error("plugin %r returned shape %s, expected %s: values treated as unknown", plugin_name,
+                      values.shape, shape)
+        return np.full(shape, np.nan)
+
+    # ------------------------------------------------------------------ scoring
+    def process(self, frame: StreamFrame) -> FrameResult:
+        """Score the objects of the next frame of the stream, merge the anomalous ones, prompt, segment."""
+        if not self.fitted:
+            raise ModelFileError("no fitted model: load one (model_path / --model) or run 'tao-ros fit' first")
+        context, detections, features = self.describe(frame)
+        feature_scores = {}
+        for name, values in features.items():
+            scores = np.full(len(detections), np.nan)
+            known = np.all(np.isfinite(values), axis=1)
+            if known.any():
+                scores[known] = self.standardizers[name](self.scorers[name].score(values[known]),
+                                                         self.config.standardization)
+            feature_scores[name] = scores
+        total = combine(feature_scores, len(detections))
+        scores = self.score_history.smooth(detections.ids, total[:, None])[:, 0]
+        anomalous = scores >= self.config.threshold
+        merged, merged_scores = self._merge(detections[anomalous], scores[anomalous])
+        prompts = self.prompts.update(context.frame_index, merged, merged_scores)
+        result = FrameResult(context.frame_index, detections, scores, feature_scores, anomalous, merged,
+                             merged_scores, prompts)
+        if self.segmenter is not None:
+            shape = context.gray.shape
+            empty = (np.zeros(shape, np.uint16), np.zeros(0, np.int64))
+            result.instance_mask, result.instance_ids = self.segmenter.call(
+                "update", empty, context, prompts, merged)
+        return result
+
+    def _merge(self, boxes: Detections, scores: np.ndarray) -> tuple[Detections, np.ndarray]:
+        """Merge overlapping anomalous boxes; a merged box keeps the id and label of its top-scoring member."""
+        merged_xyxy, group = merge_overlapping(boxes.xyxy, self.config.merge_iou)
+        best = np.array([np.flatnonzero(group == g)[np.argmax(scores[group == g])] for g in range(len(merged_xyxy))],
+                        dtype=np.int64)
+        picked = boxes[best]
+        return Detections(merged_xyxy, picked.confidence, picked.labels, picked.ids), scores[best]
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, clips: Iterable[tuple[str, Callable[[], Iterator[StreamFrame]]]], progress=None) -> dict:
+        """Fit depth source, density models and standardizers on normal clips.
+
+        ``clips``: (name, callable returning a fresh iterator of frames) per clip; each clip is read
+        twice (once to learn the ground plane, once to describe objects). ``progress`` wraps an
+        iterator (e.g. tqdm). Returns a summary (samples per feature).
+        """
+        clips = list(clips)
+        progress = progress or (lambda iterator, **_: iterator)
+        all_detections, shape = [], None
+        for name, frames in clips:
+            self.reset()
+            for frame in progress(frames(), desc=f"ground plane {name}"):
+                context = self._context(frame)
+                shape = context.gray.shape
+                all_detections.append(self.detector.call("detect", Detections.empty, context))
+        if shape is None:
+            raise InputError("no frames in the normal data: check the fit sources")
+        self.depth.plugin.fit(all_detections, shape)  # unguarded: a failed fit must stop 'fit'
+        samples = {name: [] for name in self.features}
+        groups = {name: [] for name in self.features}
+        for clip_index, (name, frames) in enumerate(clips):
+            self.reset()
+            for frame in progress(frames(), desc=f"features {name}"):
+                _, _, features = self.describe(frame)
+                for feature, values in features.items():
+                    known = values[np.all(np.isfinite(values), axis=1)]
+                    samples[feature].append(known)
+                    groups[feature].append(np.full(len(known), clip_index))
+        summary = {}
+        for feature in self.features:
+            values, group = np.concatenate(samples[feature]), np.concatenate(groups[feature])
+            if len(values) > self.config.max_training_samples:
+                keep = np.linspace(0, len(values) - 1, self.config.max_training_samples).astype(int)
+                values, group = values[keep], group[keep]
+            training_scores = self.scorers[feature].fit(values, group)
+            self.standardizers[feature] = Standardizer.fit(training_scores)
+            summary[feature] = len(values)
+        self.fitted = True
+        self.reset()
+        return summary
+
+    # ------------------------------------------------------------------ model files
+    def _layout(self) -> dict:
+        return {
+            "depth_source": self.config.depth_source,
+            "scorer": self.config.scorer,
+            "features": {name: list(plugin.plugin.columns) for name, plugin in self.features.items()},
+        }
+
+    def save(self, path) -> None:
+        arrays = {f"depth/{k}": v for k, v in self.depth.plugin.state().items()}
+        for name in self.features:
+            arrays.update({f"scorer/{name}/{k}": v for k, v in self.scorers[name].state().items()})
+            arrays[f"standardizer/{name}"] = self.standardizers[name].stats
+        save_model(path, arrays, {"tao_ros_version": __version__, "layout": self._layout(),
+                                  "detector": self.config.detector})
+
+    def load(self, path) -> None:
+        """Load a model file; ModelFileError saying what differs if it does not fit this configuration."""
+        arrays, metadata = load_model(path)
+        saved, wanted = metadata.get("layout", {}), self._layout()
+        problems = [f"{key}: model has {saved.get(key)!r}, configuration wants {wanted[key]!r}"
+                    for key in ("depth_source", "scorer") if saved.get(key) != wanted[key]]
+        for name, columns in wanted["features"].items():
+            if name not in saved.get("features", {}):
+                problems.append(f"feature {name!r} is not in the model (it has {sorted(saved.get('features', {}))})")
+            elif saved["features"][name] != columns:
+                problems.append(f"feature {name!r}: model columns {saved['features'][name]}, plugin columns {columns}")
+        if problems:
+            raise ModelFileError(f"{path} does not match the configuration: " + "; ".join(problems)
+                                 + ". Refit with 'tao-ros fit' or change the configuration.")
+
+        def section(prefix):
+            return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+        self.depth.plugin.load_state(section("depth/"))
+        for name in self.features:
+            self.scorers[name].load_state(section(f"scorer/{name}/"))
+            self.standardizers[name] = Standardizer(arrays[f"standardizer/{name}"])
+        self.fitted = True

@@ -1,0 +1,72 @@
+"""Per-clip outputs of 'tao-ros run': ``objects.csv`` and ``masks/FFFFFF.png``."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from tao_ros.core.geometry import mask_to_box
+from tao_ros.types import FrameResult
+
+OBJECTS_HEADER = ["frame", "object_id", "x1", "y1", "x2", "y2", "score"]
+
+
+def segmented_rows(result: FrameResult) -> list[list]:
+    """Rows for objects the segmenter tracks: boxes derived from their masks, score of the merged box
+    with the same id (the best anomalous score of the frame when the id is not scored here)."""
+    rows = []
+    if result.instance_mask is None:
+        return rows
+    best = float(result.merged_scores.max()) if len(result.merged_scores) else float(result.scores.max(initial=0.0))
+    for instance_id in result.instance_ids:
+        box = mask_to_box(result.instance_mask == instance_id)
+        if box is None:
+            continue
+        same = np.flatnonzero(result.merged.ids == instance_id)
+        score = float(result.merged_scores[same[0]]) if len(same) else best
+        rows.append([result.frame_index, int(instance_id), *(int(v) for v in box), f"{score:.6g}"])
+    return rows
+
+
+class ClipWriter:
+    """Writes one clip's ``objects.csv`` (one row per object per frame, anomalous or not, so that
+    thresholds can be swept later) and, when the pipeline segments, ``masks/FFFFFF.png``.
+
+    Objects the segmenter tracks are written with their mask-derived boxes; the other detected
+    objects keep their detector boxes.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.folder / "objects.csv", "w", newline="")
+        self.writer = csv.writer(self.handle)
+        self.writer.writerow(OBJECTS_HEADER)
+
+    def write(self, result: FrameResult) -> None:
+        segmented = segmented_rows(result)
+        tracked = {row[1] for row in segmented}
+        for i in range(len(result.detections)):
+            object_id = int(result.detections.ids[i])
+            if object_id in tracked:
+                continue
+            x1, y1, x2, y2 = (int(round(v)) for v in result.detections.xyxy[i])
+            self.writer.writerow([result.frame_index, object_id, x1, y1, x2, y2, f"{result.scores[i]:.6g}"])
+        self.writer.writerows(segmented)
+        if result.instance_mask is not None:
+            import cv2
+
+            masks = self.folder / "masks"
+            masks.mkdir(exist_ok=True)
+            cv2.imwrite(str(masks / f"{result.frame_index:06d}.png"), result.instance_mask.astype(np.uint16))
+
+    def close(self) -> None:
+        self.handle.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

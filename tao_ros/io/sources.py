@@ -1,0 +1,151 @@
+"""Frame sources: video files, frame folders, folders of clip folders, rosbag2 topics.
+
+A source expands to clips; a clip is a name and a way to iterate its frames (read lazily, so a
+clip can be read twice without holding it in memory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tao_ros.core.pipeline import StreamFrame
+from tao_ros.errors import InputError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".pgm", ".ppm"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"}
+IMAGE_TYPES = {"sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"}
+
+
+@dataclass
+class Clip:
+    """A named sequence of frames from one source."""
+
+    name: str
+    path: Path
+    kind: str  # "frames", "video" or "bag"
+    length: int | None = None
+    image_topic: str | None = None
+    depth_topic: str | None = None
+
+    def frames(self) -> Iterator[StreamFrame]:
+        if self.kind == "frames":
+            return _folder_frames(self.path)
+        if self.kind == "video":
+            return _video_frames(self.path)
+        return (frame for _, frame in bag_frames(self.path, self.image_topic, self.depth_topic))
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _folder_frames(folder: Path) -> Iterator[StreamFrame]:
+    import cv2
+
+    for path in _images_in(folder):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise InputError(f"{path}: not a readable image")
+        yield StreamFrame(image)
+
+
+def _video_frames(path: Path) -> Iterator[StreamFrame]:
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise InputError(f"{path}: OpenCV cannot open this video")
+    try:
+        while True:
+            ok, image = capture.read()
+            if not ok:
+                return
+            yield StreamFrame(image)
+    finally:
+        capture.release()
+
+
+def is_bag(path: Path) -> bool:
+    return (path.is_dir() and (path / "metadata.yaml").exists()) or path.suffix in {".mcap", ".db3"}
+
+
+def open_clips(source: str | Path, image_topic: str | None = None, depth_topic: str | None = None) -> list[Clip]:
+    """Expand ``source`` into clips; InputError saying what is accepted if it is none of them."""
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    if is_bag(path):
+        topic, depth, length = find_topics(path, image_topic, depth_topic)
+        name = path.stem if path.is_file() else path.name
+        return [Clip(name, path, "bag", length, topic, depth)]
+    if path.is_file():
+        if path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise InputError(f"{path}: not a video ({', '.join(sorted(VIDEO_SUFFIXES))}), frame folder or rosbag2")
+        import cv2
+
+        capture = cv2.VideoCapture(str(path))
+        length = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        capture.release()
+        return [Clip(path.stem, path, "video", length)]
+    images = _images_in(path)
+    if images:
+        return [Clip(path.name, path, "frames", len(images))]
+    clips = [clip for sub in sorted(p for p in path.iterdir() if p.is_dir()) for clip in open_clips(sub, image_topic, depth_topic)]
+    if not clips:
+        raise InputError(f"{path}: holds no images, videos, clip folders or rosbags")
+    return clips
+
+
+def find_topics(path: Path, image_topic: str | None, depth_topic: str | None) -> tuple[str, str | None, int]:
+    """Pick the camera (and depth) topic of a bag -> (image topic, depth topic or None, message count)."""
+    from rosbags.highlevel import AnyReader
+
+    with AnyReader([path]) as reader:
+        topics = {c.topic: c for c in reader.connections}
+        images = sorted(t for t, c in topics.items() if c.msgtype in IMAGE_TYPES)
+        if image_topic is None:
+            cameras = [t for t in images if "depth" not in t.split("/")[-2:] and "depth" not in t.split("/")[-1]]
+            if len(cameras) != 1:
+                raise InputError(f"{path}: {len(cameras)} camera topics {cameras}; choose one with --image-topic")
+            image_topic = cameras[0]
+        if image_topic not in topics:
+            raise InputError(f"{path}: no topic {image_topic!r}; image topics are {images}")
+        if depth_topic is not None and depth_topic not in topics:
+            raise InputError(f"{path}: no topic {depth_topic!r}; image topics are {images}")
+        return image_topic, depth_topic, topics[image_topic].msgcount
+
+
+def bag_frames(path: Path, image_topic: str, depth_topic: str | None = None,
+               on_error=None) -> Iterator[tuple[tuple[int, str], StreamFrame]]:
+    """Frames of a bag's camera topic -> ((stamp_ns, frame_id), frame), with the latest depth image
+    whose stamp equals the frame's (aligned depth is published with the camera's stamp).
+
+    A message that does not convert raises InputError, or is passed to ``on_error(exc)`` and skipped.
+    """
+    from rosbags.highlevel import AnyReader
+
+    from tao_ros.ros.convert import compressed_to_bgr, image_to_bgr, image_to_numpy
+
+    with AnyReader([path]) as reader:
+        wanted = [c for c in reader.connections if c.topic in {image_topic, depth_topic}]
+        depth_by_stamp: dict[int, np.ndarray] = {}
+        for connection, _, raw in reader.messages(connections=wanted):
+            try:
+                msg = reader.deserialize(raw, connection.msgtype)
+                stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+                if connection.topic == depth_topic:
+                    depth_by_stamp[stamp] = image_to_numpy(msg)
+                    while len(depth_by_stamp) > 32:  # bounded: unmatched depth images age out
+                        depth_by_stamp.pop(next(iter(depth_by_stamp)))
+                    continue
+                image = compressed_to_bgr(msg) if connection.msgtype.endswith("CompressedImage") else image_to_bgr(msg)
+            except InputError as exc:
+                if on_error is None:
+                    raise
+                on_error(exc)
+                continue
+            yield (stamp, msg.header.frame_id), StreamFrame(image, depth_by_stamp.pop(stamp, None))
