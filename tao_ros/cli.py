@@ -14,6 +14,7 @@ from pathlib import Path
 from tao_ros.errors import TaoRosError
 
 log = logging.getLogger("tao_ros")
+GT_FORMATS = ("ped2", "avenue", "shanghaitech", "tracks", "bag")  # eval.groundtruth.FORMATS, kept light
 
 
 def progress(iterator, desc: str = "", total: int | None = None):
@@ -89,7 +90,28 @@ def cmd_run(args) -> int:
     clips = _clips([args.source], args)
     folders = run_clips(pipeline, clips, Path(args.output))
     print(f"wrote {len(folders)} clip folder(s) under {args.output}")
+    if args.eval:
+        return evaluate_and_report(args.output, args.eval, args.gt_format, args.report or Path(args.output) / "report",
+                                   pipeline.config.threshold)
     return 0
+
+
+def evaluate_and_report(pred_dir, gt, gt_format, report_dir, threshold) -> int:
+    from tao_ros.eval.evaluate import evaluate, format_table, write_report
+    from tao_ros.eval.groundtruth import read_ground_truth
+
+    metrics = evaluate(pred_dir, read_ground_truth(gt, gt_format), threshold)
+    print(format_table(metrics))
+    written = write_report(metrics, report_dir)
+    print(f"report: {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from tao_ros.config import load_config
+
+    threshold = load_config(args.config).threshold
+    return evaluate_and_report(args.pred_dir, args.gt, args.gt_format, args.output, threshold)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,7 +149,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="model file from 'tao-ros fit' (default: model_path of the config)")
     run.add_argument("--output", "-o", required=True, type=Path, metavar="DIR",
                      help="output folder: one sub-folder per clip with objects.csv (and masks/)")
+    run.add_argument("--eval", type=Path, default=None, metavar="GT",
+                     help="evaluate the outputs against this ground truth afterwards (see 'tao-ros eval')")
+    run.add_argument("--gt-format", choices=GT_FORMATS, default=None, help="format of --eval ground truth")
+    run.add_argument("--report", type=Path, default=None, metavar="REPORT_DIR",
+                     help="where --eval writes metrics.json and plots (default: OUTPUT/report)")
     add_topics(run)
+
+    evaluation = add("eval", cmd_eval, "compute RBDC/TBDC, frame- and pixel-level metrics of 'run' outputs")
+    evaluation.add_argument("pred_dir", type=Path, metavar="PRED_DIR",
+                            help="output folder of 'tao-ros run' (one sub-folder per clip)")
+    evaluation.add_argument("--gt", required=True, type=Path, help="ground truth folder, file or rosbag2")
+    evaluation.add_argument("--gt-format", choices=GT_FORMATS, default=None,
+                            help="ground truth format (guessed from the files when omitted)")
+    evaluation.add_argument("--output", "-o", required=True, type=Path, metavar="REPORT_DIR",
+                            help="folder for metrics.json and the plots")
     return parser
 
 

@@ -63,7 +63,7 @@ class MotionDetector:
         "var_threshold": Param(16.0, "MOG2 squared Mahalanobis distance for a pixel to be foreground.",
                                minimum=0.0),
         "min_area": Param(0.0006, "Smallest object, as a fraction of the image area.", minimum=0.0),
-        "close_size": Param(7, "Morphological closing kernel (pixels at 240 rows; scaled with image "
+        "close_size": Param(5, "Morphological closing kernel (pixels at 240 rows; scaled with image "
                                "height) that joins an object's parts.", minimum=1),
         "match_iou": Param(0.1, "Tracker: least IoU between a box and a track's predicted box.", minimum=0.0),
         "max_missed": Param(5, "Tracker: frames a lost track is kept for re-identification.", minimum=0),

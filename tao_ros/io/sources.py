@@ -17,6 +17,8 @@ from tao_ros.errors import InputError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".pgm", ".ppm"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"}
+NOT_CAMERA = {"depth", "ground_truth", "gt", "mask", "masks", "overlay", "instance_mask", "anomaly_mask"}
+"""Topic name parts that mark an image topic as something other than the camera."""
 IMAGE_TYPES = {"sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"}
 
 
@@ -108,7 +110,7 @@ def find_topics(path: Path, image_topic: str | None, depth_topic: str | None) ->
         topics = {c.topic: c for c in reader.connections}
         images = sorted(t for t, c in topics.items() if c.msgtype in IMAGE_TYPES)
         if image_topic is None:
-            cameras = [t for t in images if "depth" not in t.split("/")[-2:] and "depth" not in t.split("/")[-1]]
+            cameras = [t for t in images if not NOT_CAMERA.intersection(t.lower().strip("/").split("/"))]
             if len(cameras) != 1:
                 raise InputError(f"{path}: {len(cameras)} camera topics {cameras}; choose one with --image-topic")
             image_topic = cameras[0]
