@@ -67,6 +67,10 @@ class MotionDetector:
                                "height) that joins an object's parts.", minimum=1),
         "match_iou": Param(0.1, "Tracker: least IoU between a box and a track's predicted box.", minimum=0.0),
         "max_missed": Param(5, "Tracker: frames a lost track is kept for re-identification.", minimum=0),
+        "learning_rate": Param(-1.0, "Background learning rate after init_frames; -1 = MOG2's automatic "
+                                     "1/min(frames, history). A slow fixed rate keeps slow, uniform objects from "
+                                     "fading into the background but leaves ghosts of objects seen at start-up."),
+        "init_frames": Param(10, "First frames learned at MOG2's automatic (fast) rate.", minimum=0),
         "warmup_frames": Param(2, "First frames of a stream used only to learn the background.", minimum=0),
     }
 
@@ -87,7 +91,8 @@ class MotionDetector:
         """[H, W] uint8 frame -> [H, W] bool foreground after morphological clean-up."""
         import cv2
 
-        fg = self.background.apply(gray) > 0
+        rate = -1.0 if self.frames_seen < self.p["init_frames"] else self.p["learning_rate"]
+        fg = self.background.apply(gray, learningRate=rate) > 0
         scale = gray.shape[0] / 240.0
         open_k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
         size = max(1, round(self.p["close_size"] * scale)) | 1

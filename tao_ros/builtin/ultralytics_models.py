@@ -49,10 +49,12 @@ def load_yolo(weights: str, architecture: str, trust_checkpoint: bool, device: s
                 raise PluginError(f"{path} is not a plain state dict ({exc.__class__.__name__}); if it is an official "
                                   "ultralytics checkpoint you trust, set 'trust_checkpoint: true'") from exc
             model = YOLO(architecture)
-            missing, unexpected = model.model.load_state_dict(state, strict=False)
-            if missing or unexpected:
-                raise PluginError(f"{path} does not fit architecture {architecture!r}: {len(missing)} missing and "
-                                  f"{len(unexpected)} unexpected tensors; set 'architecture' to the model it was saved from")
+            try:
+                model.model.load_state_dict(state, strict=True)
+            except RuntimeError as exc:
+                first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+                raise PluginError(f"{path} does not fit architecture {architecture!r} ({first} ...); set "
+                                  "'architecture' to the model config the weights were saved from") from None
     model.to(device)
     return model
 

@@ -151,7 +151,12 @@ class Scene:
                     cv2.rectangle(mask, (int(round(col - w / 2)), int(round(row - h))),
                                   (int(round(col + w / 2)), int(round(row))), 1, -1)
                 inside = mask.astype(bool)
-                image[inside] = obj.shade + 10 * np.sin(np.arange(inside.sum()) / 7.0)
+                ys, xs = np.nonzero(inside)
+                if obj.kind == "person":  # clothing shading
+                    image[inside] = obj.shade + 10 * np.sin(np.arange(len(ys)) / 7.0)
+                else:  # a crate's planks: texture that moves with it
+                    top, left = int(round(row - h)), int(round(col - w / 2))
+                    image[inside] = obj.shade + 35 * (((ys - top) // 4 + (xs - left) // 4) % 2)
                 depth[inside] = obj.z
                 instances[inside] = obj.track_id
             for obj in visible:

@@ -1,0 +1,41 @@
+"""Shared fixtures: synthetic scenes with exact ground truth, rendered in memory."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+def scene_frames(seed: int, frames: int, anomalies: bool, walkers: int = 6):
+    """Frames of a synthetic scene: list of (image, depth, instances, anomalous ids).
+
+    With ``anomalies`` a fast mover enters at frame 10 and a large crate at frame 25, both mid-clip.
+    """
+    from tao_ros.eval.synth import Scene, SceneObject
+
+    scene = Scene(seed, frames, anomalies=False, walkers=walkers)
+    if anomalies:
+        scene.objects.append(SceneObject(100, -7, 12, 0.6, 0, 1.75, 0.6, 40, True, "person", 10))
+        scene.objects.append(SceneObject(101, 7, 15, -0.13, 0, 2.6, 2.6, 50, True, "box", 25))
+    return list(scene.render())
+
+
+@pytest.fixture(scope="session")
+def fitted_pipeline():
+    """A default pipeline fitted on three normal synthetic clips."""
+    from tao_ros.config import load_config
+    from tao_ros.core.pipeline import AnomalyPipeline, StreamFrame
+
+    pipeline = AnomalyPipeline(load_config())
+    clips = [scene_frames(seed, 120, anomalies=False) for seed in range(3)]
+    pipeline.fit([(f"clip{i}", lambda c=c: (StreamFrame(f[0]) for f in c)) for i, c in enumerate(clips)])
+    return pipeline
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

@@ -1,0 +1,57 @@
+"""Configuration: the packaged file, the ROS 2 parameter layout, and errors naming key and value."""
+
+from __future__ import annotations
+
+import pytest
+
+from tao_ros.config import DEFAULT_CONFIG_PATH, OPTIONS, load_config
+from tao_ros.errors import ConfigError
+
+
+def test_packaged_config_is_valid_and_ros_shaped():
+    import yaml
+
+    document = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    assert "ros__parameters" in document["/**"]
+    config = load_config()
+    assert config.detector == "motion" and config.features == ["speed", "depth"]
+    assert config.params_for("motion")["close_size"] == 5
+
+
+def test_plain_mapping_and_node_named_layouts(tmp_path):
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("threshold: 4\nspeed:\n  window: 3\n")
+    config = load_config(plain)
+    assert config.threshold == 4.0 and config.params_for("speed") == {"window": 3}
+    named = tmp_path / "named.yaml"
+    named.write_text("anomaly_node:\n  ros__parameters:\n    prompt_interval: 9\n")
+    assert load_config(named).prompt_interval == 9
+
+
+@pytest.mark.parametrize("text, message", [
+    ("thresold: 2", r"thresold: unknown option \(value 2\); allowed: detector"),
+    ("threshold: high", r"threshold: 'high' is not allowed; expected a float"),
+    ("standardization: rank", r"standardization: 'rank' is not allowed; choose from \['zscore', 'minmax'\]"),
+    ("prompt_interval: 0", r"prompt_interval: 0 is not allowed; it must be >= 1"),
+    ("features: speed", r"features: 'speed' is not allowed; expected a list"),
+    ("score_window: true", r"score_window: True is not allowed; expected a int"),
+])
+def test_bad_values_name_key_value_and_what_is_allowed(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "absent.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("a: [1, 2")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(broken)
+
+
+def test_every_option_is_documented():
+    for key, param in OPTIONS.items():
+        assert param.doc.endswith("."), key

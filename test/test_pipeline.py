@@ -1,0 +1,96 @@
+"""The object-level stage end to end on synthetic scenes with exact ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import scene_frames
+from tao_ros.core.geometry import iou_matrix, mask_to_box
+from tao_ros.core.pipeline import StreamFrame
+from tao_ros.core.prompts import PromptScheduler
+from tao_ros.errors import InputError, ModelFileError
+from tao_ros.types import Detections
+
+
+def single_object_scores(pipeline, frames):
+    """Track id of the scene -> scores of the detections that cover that one object alone."""
+    pipeline.reset()
+    scores: dict[int, list[float]] = {}
+    for image, _, instances, _ in frames:
+        result = pipeline.process(StreamFrame(image))
+        truth_ids = [i for i in np.unique(instances) if i]
+        truth_boxes = np.array([mask_to_box(instances == i) for i in truth_ids]).reshape(-1, 4)
+        iou = iou_matrix(result.detections.xyxy, truth_boxes)
+        for k in range(len(result.detections)):
+            matched = np.flatnonzero(iou[k] > 0.1)
+            if len(matched) == 1 and iou[k, matched[0]] > 0.5:  # a blob of one object only
+                scores.setdefault(int(truth_ids[matched[0]]), []).append(float(result.scores[k]))
+    return scores
+
+
+def test_fast_and_large_objects_entering_mid_clip_score_above_every_walker(fitted_pipeline):
+    scores = single_object_scores(fitted_pipeline, scene_frames(7, 80, anomalies=True))
+    walkers = {k: np.median(v) for k, v in scores.items() if k < 100 and len(v) >= 5}
+    assert len(walkers) >= 4
+    assert {100, 101} <= set(scores), "both anomalies must be detected on their own"
+    for anomaly in (100, 101):
+        assert np.median(scores[anomaly]) > max(walkers.values()), (anomaly, scores[anomaly], walkers)
+
+
+def test_process_requires_a_fitted_model():
+    from tao_ros.config import load_config
+    from tao_ros.core.pipeline import AnomalyPipeline
+
+    with pytest.raises(ModelFileError, match="tao-ros fit"):
+        AnomalyPipeline(load_config()).process(StreamFrame(np.zeros((8, 8, 3), np.uint8)))
+
+
+def test_results_are_consistent_and_anomalous_boxes_are_merged(fitted_pipeline):
+    fitted_pipeline.reset()
+    for image, *_ in scene_frames(7, 40, anomalies=True):
+        result = fitted_pipeline.process(StreamFrame(image))
+        n = len(result.detections)
+        assert result.scores.shape == (n,) and result.anomalous.shape == (n,)
+        np.testing.assert_array_equal(result.anomalous, result.scores >= fitted_pipeline.config.threshold)
+        iou = iou_matrix(result.merged.xyxy, result.merged.xyxy)
+        np.fill_diagonal(iou, 0)
+        assert not (iou > 0.3).any()
+        assert len(result.merged) <= result.anomalous.sum()
+
+
+def test_frame_size_change_restarts_the_stream(fitted_pipeline, caplog):
+    fitted_pipeline.reset()
+    fitted_pipeline.process(StreamFrame(np.full((60, 80, 3), 128, np.uint8)))
+    result = fitted_pipeline.process(StreamFrame(np.full((40, 50), 128, np.uint8)))
+    assert "frame size changed" in caplog.text
+    assert result.frame_index == 0
+
+
+def test_bad_frames_are_input_errors(fitted_pipeline):
+    with pytest.raises(InputError, match="dtype float32"):
+        fitted_pipeline.process(StreamFrame(np.zeros((8, 8, 3), np.float32)))
+    with pytest.raises(InputError, match="shape"):
+        fitted_pipeline.process(StreamFrame(np.zeros((8, 8, 2), np.uint8)))
+
+
+def test_prompts_at_intervals_and_for_new_objects():
+    scheduler = PromptScheduler(interval=5)
+    boxes = Detections(np.array([[0, 0, 4, 4]]), labels=["object"], ids=[7])
+    emitted = [len(scheduler.update(t, boxes, np.array([3.0]))) for t in range(1, 12)]
+    # id 7 is new at frame 1, then prompted at frames 5 and 10 only
+    assert emitted == [1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0]
+    two = Detections(np.array([[0, 0, 4, 4], [9, 9, 12, 12]]), ids=[7, 8])
+    prompts = scheduler.update(12, two, np.array([3.0, 4.0]))
+    assert [(p.object_id, p.frame_index, p.box, p.score) for p in prompts] == [(8, 12, (9.0, 9.0, 12.0, 12.0), 4.0)]
+
+
+def test_detections_validate_their_columns():
+    with pytest.raises(InputError, match=r"shape \[N, 4\]"):
+        Detections(np.zeros((2, 3)))
+    with pytest.raises(InputError, match="x1 <= x2"):
+        Detections(np.array([[5, 0, 1, 1]]))
+    with pytest.raises(InputError, match=r"ids must have shape \(1,\)"):
+        Detections(np.array([[0, 0, 1, 1]]), ids=[1, 2])
+    empty = Detections.empty()
+    assert len(empty) == 0 and empty[np.zeros(0, bool)].xyxy.shape == (0, 4)

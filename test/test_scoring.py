@@ -1,0 +1,59 @@
+"""Standardization by training scores, the sum over features, and the density models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tao_ros.builtin.scorers import KnnScorer, MahalanobisScorer
+from tao_ros.core.scoring import Standardizer, combine
+from tao_ros.errors import InputError
+
+
+def test_zscore_against_hand_computed_values():
+    standardizer = Standardizer.fit(np.array([1.0, 2.0, 3.0, 4.0]))  # mean 2.5, std sqrt(1.25)
+    np.testing.assert_allclose(standardizer(np.array([2.5, 5.0])), [0.0, 2.5 / np.sqrt(1.25)])
+
+
+def test_minmax_uses_the_999th_percentile():
+    scores = np.arange(1001, dtype=float)  # min 0, p99.9 = 999
+    standardizer = Standardizer.fit(scores)
+    np.testing.assert_allclose(standardizer(np.array([0.0, 999.0, 499.5]), "minmax"), [0.0, 1.0, 0.5])
+
+
+def test_standardizer_needs_two_finite_scores():
+    with pytest.raises(InputError, match="at least 2"):
+        Standardizer.fit(np.array([1.0, np.nan]))
+
+
+def test_combine_sums_features_and_treats_unknown_as_typical():
+    total = combine({"speed": np.array([1.0, np.nan, 2.0]), "depth": np.array([0.5, 1.0, np.nan])}, 3)
+    np.testing.assert_allclose(total, [1.5, 1.0, 2.0])
+    assert combine({}, 0).shape == (0,)
+
+
+@pytest.mark.parametrize("scorer_cls", [KnnScorer, MahalanobisScorer])
+def test_scorers_rank_outliers_above_normal_samples(scorer_cls, rng):
+    normal = rng.normal(0, 1, (400, 2))
+    groups = np.repeat(np.arange(4), 100)
+    scorer = scorer_cls(**{k: p.default for k, p in scorer_cls.params.items()})
+    training = scorer.fit(normal, groups)
+    assert training.shape == (400,)
+    scores = scorer.score(np.array([[0.0, 0.0], [6.0, 6.0]]))
+    assert scores[1] > scores[0]
+    assert scores[1] > training.max()
+
+
+def test_knn_training_scores_leave_the_sample_out():
+    features = np.array([[0.0], [0.0], [10.0], [10.0], [20.0]])
+    scorer = KnnScorer(k=1)
+    # one group: leave-one-out. The lone sample at 20 is 10 away from its nearest other sample,
+    # not 0 away from itself.
+    np.testing.assert_allclose(scorer.fit(features, np.zeros(5)), np.array([0, 0, 0, 0, 10]) / features.std())
+
+
+def test_knn_leave_one_clip_out_differs_from_leave_one_out():
+    features = np.array([[0.0], [0.1], [5.0], [5.1]])
+    groups = np.array([0, 0, 1, 1])  # each clip's samples only see the other clip
+    training = KnnScorer(k=1).fit(features, groups)
+    assert np.all(training * features.std() > 4.8)
