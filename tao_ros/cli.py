@@ -66,8 +66,9 @@ def cmd_fit(args) -> int:
     return 0
 
 
-def run_clips(pipeline, clips, output: Path) -> list[Path]:
-    """Run ``pipeline`` on every clip, writing ``output/CLIP/objects.csv`` (and masks); returns the folders."""
+def run_clips(pipeline, clips, output: Path, on_result=None) -> list[Path]:
+    """Run ``pipeline`` on every clip, writing ``output/CLIP/objects.csv`` (and masks); returns the
+    folders. ``on_result(clip, frame, result)`` sees every frame's result (e.g. to draw overlays)."""
     from tao_ros.io.outputs import ClipWriter
 
     folders = []
@@ -76,7 +77,10 @@ def run_clips(pipeline, clips, output: Path) -> list[Path]:
         folder = output / clip.name
         with ClipWriter(folder) as writer:
             for frame in progress(clip.frames(), desc=clip.name, total=clip.length):
-                writer.write(pipeline.process(frame))
+                result = pipeline.process(frame)
+                writer.write(result)
+                if on_result is not None:
+                    on_result(clip, frame, result)
         folders.append(folder)
     return folders
 
@@ -112,6 +116,56 @@ def cmd_eval(args) -> int:
 
     threshold = load_config(args.config).threshold
     return evaluate_and_report(args.pred_dir, args.gt, args.gt_format, args.output, threshold)
+
+
+def cmd_synth(args) -> int:
+    from tao_ros.eval.synth import synthesize
+
+    normal, test = synthesize(args.output, seed=args.seed, train_frames=args.train_frames,
+                              test_frames=args.test_frames, storage=args.storage)
+    print(f"wrote {normal} (normal activity) and {test} (with anomalies and ground truth)")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """Synthesize, fit, run, evaluate, draw: the whole pipeline on generated data, no weights, no GPU."""
+    import shutil
+
+    import cv2
+
+    from tao_ros.eval.synth import synthesize
+    from tao_ros.io.overlay import draw_overlay
+    from tao_ros.io.sources import open_clips
+
+    output = Path(args.output)
+    if output.exists():
+        shutil.rmtree(output / "data", ignore_errors=True)
+    print(f"[1/4] synthesizing scenes in {output / 'data'}")
+    normal, test = synthesize(output / "data", seed=args.seed, train_frames=args.train_frames,
+                              test_frames=args.test_frames)
+    pipeline = _pipeline(args)
+    print("[2/4] fitting the density models on the normal scene")
+    pipeline.fit([(clip.name, clip.frames) for clip in open_clips(normal)],
+                 progress=lambda it, desc="": progress(it, desc))
+    pipeline.save(output / "model.npz")
+    print("[3/4] running on the test scene")
+    video = output / "overlay.avi"
+    writer = None
+
+    def draw(clip, frame, result):
+        nonlocal writer
+        canvas = draw_overlay(frame.image, result)
+        if writer is None:
+            writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, canvas.shape[1::-1])
+        writer.write(canvas)
+
+    run_clips(pipeline, open_clips(test), output / "run", on_result=draw)
+    if writer is not None:
+        writer.release()
+    print("[4/4] evaluating against the exact ground truth")
+    code = evaluate_and_report(output / "run", test, "bag", output / "report", pipeline.config.threshold)
+    print(f"overlay video: {video}")
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,7 +218,24 @@ def build_parser() -> argparse.ArgumentParser:
                             help="ground truth format (guessed from the files when omitted)")
     evaluation.add_argument("--output", "-o", required=True, type=Path, metavar="REPORT_DIR",
                             help="folder for metrics.json and the plots")
+
+    synth = add("synth", cmd_synth, "write synthetic rosbag2 scenes with exact ground truth")
+    synth.add_argument("--output", "-o", required=True, type=Path, metavar="DIR",
+                       help="folder for the 'normal' and 'test' bags (must not hold them yet)")
+    add_scene_options(synth)
+    synth.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="rosbag2 storage format")
+
+    demo = add("demo", cmd_demo, "synthesize, fit, run and evaluate: the whole pipeline on generated data")
+    demo.add_argument("--output", "-o", type=Path, default=Path("tao_ros_demo"), metavar="DIR",
+                      help="folder for the data, model, outputs, report and overlay video (default: tao_ros_demo)")
+    add_scene_options(demo)
     return parser
+
+
+def add_scene_options(sub) -> None:
+    sub.add_argument("--seed", type=int, default=0, help="random seed (same seed, same scenes)")
+    sub.add_argument("--train-frames", type=int, default=400, help="frames of the normal scene")
+    sub.add_argument("--test-frames", type=int, default=300, help="frames of the test scene")
 
 
 def main(argv=None) -> int:

@@ -36,6 +36,8 @@ OPTIONS: dict[str, Param] = {
     "segmenter": Param("none", "Segmenter plugin, or 'none' for boxes only."),
     "model_path": Param("", "Fitted model file (from 'tao-ros fit'); '' = none yet."),
     "device": Param("cpu", "Device for neural plugins: 'cpu' or 'cuda'/'cuda:N'."),
+    "fit_chunk_frames": Param(50, "When fitting on a single clip, held-out training scores leave out chunks "
+                                  "of this many frames (several clips: whole clips).", minimum=1),
     "max_training_samples": Param(40000, "At most this many normal objects are kept to fit the density "
                                          "models (evenly subsampled).", minimum=100),
 }

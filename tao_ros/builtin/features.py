@@ -123,6 +123,10 @@ class DepthFeature:
 
     def extract(self, context: FrameContext, detections: Detections, depth: np.ndarray) -> np.ndarray:
         size = np.stack([detections.height, detections.width], axis=1)
+        height, width = context.gray.shape
+        x1, y1, x2, y2 = detections.xyxy.T
+        cut = (x1 <= 0) | (y1 <= 0) | (x2 >= width) | (y2 >= height)
+        size[cut] = np.nan  # an object cut by the image border does not show its size
         with np.errstate(divide="ignore", invalid="ignore"):
             values = np.log(np.where(size > 0, size, np.nan))
         return self.history.smooth(detections.ids, np.column_stack([values.reshape(-1, 2), depth]))

@@ -185,11 +185,15 @@ class AnomalyPipeline:
         for clip_index, (name, frames) in enumerate(clips):
             self.reset()
             for frame in progress(frames(), desc=f"features {name}"):
-                _, _, features = self.describe(frame)
+                context, _, features = self.describe(frame)
+                # Held-out training scores leave out whole clips. With one clip, contiguous
+                # chunks of it stand in for clips: leaving out single samples would still let
+                # the same object's neighbouring frames match it and make normal look too tight.
+                group = clip_index if len(clips) > 1 else context.frame_index // self.config.fit_chunk_frames
                 for feature, values in features.items():
                     known = values[np.all(np.isfinite(values), axis=1)]
                     samples[feature].append(known)
-                    groups[feature].append(np.full(len(known), clip_index))
+                    groups[feature].append(np.full(len(known), group))
         summary = {}
         for feature in self.features:
             values, group = np.concatenate(samples[feature]), np.concatenate(groups[feature])
