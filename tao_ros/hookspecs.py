@@ -127,13 +127,14 @@ class Segmenter(Protocol):
     params: ClassVar[dict[str, Param]]
 
     def update(self, context: FrameContext, prompts: list[Prompt], detections: Detections
-               ) -> tuple[np.ndarray, np.ndarray]:
+               ) -> dict[int, np.ndarray]:
         """Add ``prompts`` (made at this frame) and segment the frame.
 
         ``detections`` are the frame's anomalous objects (after merging), for segmenters that
-        follow the detector between prompts. Returns ([H, W] uint16 instance-id image, 0 =
-        background; [K] int64 ids present). Objects absent from ``detections`` for longer than
-        the segmenter's patience are dropped.
+        follow the detector between prompts. Returns object id -> [H, W] float32 mask logits
+        (> 0 = object) for every object tracked now; the pipeline resolves overlaps and numbers
+        the instances. Objects lost or no longer anomalous for the segmenter's patience are
+        dropped, not returned with empty masks.
         """
 
     def reset(self) -> None:

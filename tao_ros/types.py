@@ -149,6 +149,7 @@ class FrameResult:
         prompts: prompts emitted at this frame (may be empty).
         instance_mask: optional [H, W] uint16 instance ids from the segmenter, 0 = background.
         instance_ids: optional [K] instance ids present in ``instance_mask``.
+        instance_object_ids: optional [K] object id of each instance (as in ``detections.ids``).
     """
 
     frame_index: int
@@ -161,3 +162,4 @@ class FrameResult:
     prompts: list
     instance_mask: np.ndarray | None = None
     instance_ids: np.ndarray | None = None
+    instance_object_ids: np.ndarray | None = None

@@ -40,21 +40,23 @@ def object_pixels(context: FrameContext, box: np.ndarray, min_pixels: int) -> tu
 
 
 class SpeedFeature:
-    """Object speed from DIS optical flow, corrected for perspective by depth, averaged along the track.
+    """Object speed from DIS optical flow inside the object, averaged along its track.
 
-    The median flow vector of an object's foreground pixels ignores box jitter (the box edges
-    move with the segmentation, the pixels move with the object); multiplying by depth makes a
-    far walker as fast as a near one.
+    Flow of the object's own pixels ignores box jitter (box edges move with the segmentation,
+    pixels move with the object). Optionally multiplied by depth for cameras with strong perspective.
     """
 
     name = "speed"
-    columns = ("speed", "depth")
+    columns = ("speed",)
     params = {
-        "window": Param(8, "Frames over which the speed is averaged along the object's track.", minimum=1),
+        "window": Param(4, "Frames over which the speed is averaged along the object's track.", minimum=1),
         "preset": Param("fast", "DIS optical flow preset.", choices=("ultrafast", "fast", "medium")),
         "min_pixels": Param(12, "Fewer foreground pixels than this in the box: use the whole box.", minimum=1),
         "part_size": Param(0.05, "Window over which flow is averaged, as a fraction of image height.",
                            minimum=0.0),
+        "perspective": Param("none", "'none': speed in pixels per frame; 'depth': times the object's depth, so "
+                                     "that far and near objects compare (for cameras with strong perspective).",
+                             choices=("none", "depth")),
         "percentile": Param(90.0, "Percentile of the local speeds inside the object taken as its speed.",
                             minimum=0.0),
     }
@@ -67,7 +69,7 @@ class SpeedFeature:
         self.history.reset()
 
     def extract(self, context: FrameContext, detections: Detections, depth: np.ndarray) -> np.ndarray:
-        speed = np.full((len(detections), 2), np.nan)
+        speed = np.full((len(detections), 1), np.nan)
         flow = dense_flow(context, self.p["preset"])
         if flow is None:
             return speed
@@ -76,7 +78,9 @@ class SpeedFeature:
             rows, cols, pixels = object_pixels(context, box, self.p["min_pixels"])
             magnitudes = local[rows, cols][pixels]
             if len(magnitudes):
-                speed[i] = np.percentile(magnitudes, self.p["percentile"]), depth[i]
+                speed[i, 0] = np.percentile(magnitudes, self.p["percentile"])
+        if self.p["perspective"] == "depth":
+            speed *= depth[:, None]
         return self.history.smooth(detections.ids, speed)
 
 
@@ -111,7 +115,7 @@ class DepthFeature:
     name = "depth"
     columns = ("log_height", "log_width", "depth")
     params = {
-        "window": Param(4, "Frames over which the size is averaged along the object's track.", minimum=1),
+        "window": Param(8, "Frames over which the size is averaged along the object's track.", minimum=1),
     }
 
     def __init__(self, **params):

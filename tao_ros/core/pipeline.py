@@ -15,6 +15,7 @@ import numpy as np
 from tao_ros import __version__
 from tao_ros.config import Config
 from tao_ros.core.geometry import merge_overlapping
+from tao_ros.core.instances import InstanceNumbers, compose_instances
 from tao_ros.core.modelfile import load_model, save_model
 from tao_ros.core.prompts import PromptScheduler
 from tao_ros.core.scoring import Standardizer, combine
@@ -70,6 +71,7 @@ class AnomalyPipeline:
             self.segmenter = GuardedPlugin("segmenter", segmenter)
         self.score_history = TrackHistory(config.score_window)
         self.prompts = PromptScheduler(config.prompt_interval)
+        self.instance_numbers = InstanceNumbers()
         self.fitted = False
         self.reset()
 
@@ -82,6 +84,7 @@ class AnomalyPipeline:
             plugin.call("reset", None)
         self.score_history.reset()
         self.prompts.reset()
+        self.instance_numbers.reset()
 
     def _context(self, frame: StreamFrame) -> FrameContext:
         import cv2
@@ -146,10 +149,13 @@ class AnomalyPipeline:
         result = FrameResult(context.frame_index, detections, scores, feature_scores, anomalous, merged,
                              merged_scores, prompts)
         if self.segmenter is not None:
-            shape = context.gray.shape
-            empty = (np.zeros(shape, np.uint16), np.zeros(0, np.int64))
-            result.instance_mask, result.instance_ids = self.segmenter.call(
-                "update", empty, context, prompts, merged)
+            logits = self.segmenter.call("update", dict, context, prompts, merged)
+            if not isinstance(logits, dict):
+                log.error("segmenter %r returned %r instead of a dict: no masks this frame", self.segmenter.name,
+                          type(logits).__name__)
+                logits = {}
+            result.instance_mask, result.instance_ids, result.instance_object_ids = compose_instances(
+                context.gray.shape, logits, self.instance_numbers)
         return result
 
     def _merge(self, boxes: Detections, scores: np.ndarray) -> tuple[Detections, np.ndarray]:

@@ -14,18 +14,24 @@ OBJECTS_HEADER = ["frame", "object_id", "x1", "y1", "x2", "y2", "score"]
 
 
 def segmented_rows(result: FrameResult) -> list[list]:
-    """Rows for objects the segmenter tracks: boxes derived from their masks, score of the merged box
-    with the same id (the best anomalous score of the frame when the id is not scored here)."""
+    """Rows for objects the segmenter tracks: boxes derived from their masks; the score is the
+    object's own (merged box with its id, else its detection), else the frame's best anomalous score."""
     rows = []
     if result.instance_mask is None:
         return rows
     best = float(result.merged_scores.max()) if len(result.merged_scores) else float(result.scores.max(initial=0.0))
-    for instance_id in result.instance_ids:
+    for instance_id, object_id in zip(result.instance_ids, result.instance_object_ids):
         box = mask_to_box(result.instance_mask == instance_id)
         if box is None:
             continue
-        same = np.flatnonzero(result.merged.ids == instance_id)
-        score = float(result.merged_scores[same[0]]) if len(same) else best
+        score = best
+        for ids, scores in ((result.merged.ids, result.merged_scores), (result.detections.ids, result.scores)):
+            same = np.flatnonzero(ids == object_id)
+            if len(same):
+                score = float(scores[same[0]])
+                break
+        # written under the instance id, the value its pixels have in masks/ (equal to the object
+        # id unless that does not fit 16 bits)
         rows.append([result.frame_index, int(instance_id), *(int(v) for v in box), f"{score:.6g}"])
     return rows
 
@@ -47,7 +53,7 @@ class ClipWriter:
 
     def write(self, result: FrameResult) -> None:
         segmented = segmented_rows(result)
-        tracked = {row[1] for row in segmented}
+        tracked = set() if result.instance_object_ids is None else set(result.instance_object_ids.tolist())
         for i in range(len(result.detections)):
             object_id = int(result.detections.ids[i])
             if object_id in tracked:

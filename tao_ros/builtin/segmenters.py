@@ -1,0 +1,84 @@
+"""Weight-free segmenter: the prompted object's foreground pixels inside its box, refined by GrabCut,
+carried from frame to frame with the detector's track ids."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tao_ros.core.geometry import clip_boxes
+from tao_ros.core.instances import ObjectRegistry
+from tao_ros.hookspecs import Param, hookimpl
+from tao_ros.types import Detections, FrameContext, Prompt
+
+
+class ForegroundSegmenter:
+    """Object masks from the motion foreground inside each tracked box, refined with OpenCV GrabCut.
+
+    Between prompts an object's box follows the anomalous detection with the same id; an object
+    that is not anomalous (or whose mask stays empty) for ``patience`` frames is dropped.
+    """
+
+    name = "foreground"
+    params = {
+        "refine": Param("grabcut", "Mask refinement: 'grabcut' (colour model of object vs. its surroundings) "
+                                   "or 'none' (foreground pixels as they are).", choices=("grabcut", "none")),
+        "iterations": Param(2, "GrabCut iterations per object and frame.", minimum=1),
+        "margin": Param(0.15, "Background margin around the box given to GrabCut, as a fraction of box size.",
+                        minimum=0.0),
+        "patience": Param(10, "Frames an object may be lost (not anomalous, or an empty mask) before it is "
+                              "dropped.", minimum=1),
+        "max_objects": Param(32, "Most objects tracked at once; the lowest-scoring make room.", minimum=1),
+    }
+
+    def __init__(self, **params):
+        self.p = params
+        self.objects = ObjectRegistry(params["patience"], params["max_objects"])
+
+    def reset(self) -> None:
+        self.objects.reset()
+
+    def update(self, context: FrameContext, prompts: list[Prompt], detections: Detections) -> dict[int, np.ndarray]:
+        frame = context.frame_index
+        self.objects.apply_prompts(frame, prompts)
+        self.objects.observe(frame, detections)
+        height, width = context.gray.shape
+        logits, non_empty = {}, {}
+        for object_id, obj in self.objects.objects.items():
+            mask = self.segment(context, clip_boxes(obj.box, width, height)[0])
+            non_empty[object_id] = bool(mask.any())
+            logits[object_id] = np.where(mask, 1.0, -1.0).astype(np.float32)
+        dropped = self.objects.update_masks(frame, non_empty)
+        return {k: v for k, v in logits.items() if k not in dropped}
+
+    def segment(self, context: FrameContext, box: np.ndarray) -> np.ndarray:
+        """[H, W] bool mask of the object in ``box`` (xyxy)."""
+        import cv2
+        from scipy.ndimage import binary_fill_holes
+
+        height, width = context.gray.shape
+        x1, y1, x2, y2 = box.astype(int)
+        mask = np.zeros((height, width), bool)
+        if x2 - x1 < 2 or y2 - y1 < 2:
+            return mask
+        mx, my = int(round((x2 - x1) * self.p["margin"])) + 1, int(round((y2 - y1) * self.p["margin"])) + 1
+        X1, Y1, X2, Y2 = max(0, x1 - mx), max(0, y1 - my), min(width, x2 + mx), min(height, y2 + my)
+        inside = np.zeros((Y2 - Y1, X2 - X1), bool)
+        inside[y1 - Y1:y2 - Y1, x1 - X1:x2 - X1] = True
+        foreground = context.foreground[Y1:Y2, X1:X2] & inside if context.foreground is not None else inside
+        if self.p["refine"] == "grabcut" and foreground.any() and (~inside).any():
+            labels = np.where(inside, cv2.GC_PR_BGD, cv2.GC_BGD).astype(np.uint8)
+            labels[foreground] = cv2.GC_PR_FGD
+            background_model, foreground_model = np.zeros((1, 65)), np.zeros((1, 65))
+            try:
+                cv2.grabCut(np.ascontiguousarray(context.image[Y1:Y2, X1:X2]), labels, None, background_model,
+                            foreground_model, self.p["iterations"], cv2.GC_INIT_WITH_MASK)
+                foreground = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)) & inside
+            except cv2.error:  # GrabCut needs both classes present; keep the plain foreground
+                pass
+        mask[Y1:Y2, X1:X2] = binary_fill_holes(foreground)
+        return mask
+
+
+@hookimpl
+def tao_ros_add_segmenters():
+    return [ForegroundSegmenter]
