@@ -50,6 +50,7 @@ setup(
             "tao_ros.scorers = tao_ros.builtin.scorers",
             "tao_ros.ultralytics = tao_ros.builtin.ultralytics_models",
             "tao_ros.segmenters = tao_ros.builtin.segmenters",
+            "tao_ros.sam2 = tao_ros.builtin.sam2_stream",
         ],
     },
 )
