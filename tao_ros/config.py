@@ -33,7 +33,8 @@ OPTIONS: dict[str, Param] = {
                        minimum=0.0),
     "prompt_interval": Param(5, "Every this many frames each anomalous box becomes a segmenter prompt "
                                 "(new anomalous objects are prompted at once).", minimum=1),
-    "segmenter": Param("none", "Segmenter plugin, or 'none' for boxes only."),
+    "segmenter": Param("foreground", "Segmenter plugin ('foreground': weight-free; 'sam2': SAM2 with a "
+                                     "checkpoint), or 'none' for boxes only."),
     "model_path": Param("", "Fitted model file (from 'tao-ros fit'); '' = none yet."),
     "device": Param("cpu", "Device for neural plugins: 'cpu' or 'cuda'/'cuda:N'."),
     "fit_chunk_frames": Param(50, "When fitting on a single clip, held-out training scores leave out chunks "

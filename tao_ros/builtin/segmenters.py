@@ -1,5 +1,5 @@
-"""Weight-free segmenter: the prompted object's foreground pixels inside its box, refined by GrabCut,
-carried from frame to frame with the detector's track ids."""
+"""Weight-free segmenter: the prompted object's foreground pixels inside its box, refined by
+morphology or GrabCut, carried from frame to frame with the detector's track ids."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tao_ros.types import Detections, FrameContext, Prompt
 
 
 class ForegroundSegmenter:
-    """Object masks from the motion foreground inside each tracked box, refined with OpenCV GrabCut.
+    """Object masks from the motion foreground inside each tracked box (closing + hole filling, or GrabCut).
 
     Between prompts an object's box follows the anomalous detection with the same id; an object
     that is not anomalous (or whose mask stays empty) for ``patience`` frames is dropped.
@@ -20,8 +20,10 @@ class ForegroundSegmenter:
 
     name = "foreground"
     params = {
-        "refine": Param("grabcut", "Mask refinement: 'grabcut' (colour model of object vs. its surroundings) "
-                                   "or 'none' (foreground pixels as they are).", choices=("grabcut", "none")),
+        "refine": Param("close", "Mask refinement: 'close' (morphological closing of the foreground), 'grabcut' "
+                                 "(OpenCV GrabCut colour model of object vs. surroundings: for colour footage with "
+                                 "contrast; it fails on low-contrast grey video) or 'none'.",
+                        choices=("close", "grabcut", "none")),
         "iterations": Param(2, "GrabCut iterations per object and frame.", minimum=1),
         "margin": Param(0.15, "Background margin around the box given to GrabCut, as a fraction of box size.",
                         minimum=0.0),
@@ -75,6 +77,9 @@ class ForegroundSegmenter:
                 foreground = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)) & inside
             except cv2.error:  # GrabCut needs both classes present; keep the plain foreground
                 pass
+        elif self.p["refine"] == "close" and foreground.any():
+            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+            foreground = cv2.morphologyEx(foreground.astype(np.uint8), cv2.MORPH_CLOSE, kernel).astype(bool) & inside
         mask[Y1:Y2, X1:X2] = binary_fill_holes(foreground)
         return mask
 
