@@ -168,6 +168,25 @@ def cmd_demo(args) -> int:
     return code
 
 
+def cmd_replay(args) -> int:
+    from tao_ros.config import load_config
+    from tao_ros.ros.engine import AnomalyEngine
+    from tao_ros.ros.replay import replay
+
+    overrides = {"model_path": str(args.model)} if args.model else {}
+    config = load_config(args.config, overrides)
+    if not config.model_path:
+        raise TaoRosError("no model: pass --model MODEL (from 'tao-ros fit') or set model_path in the config")
+    engine = AnomalyEngine(config)
+    written = replay(engine, args.in_bag, args.out_bag, args.image_topic, args.depth_topic, args.node_name,
+                     args.distribution, progress=lambda it, total=None: progress(it, "replay", total))
+    print(f"wrote {args.out_bag}: " + ", ".join(f"/{args.node_name}/{k}: {n}" for k, n in written.items()))
+    dropped = sum(engine.bad_input.values())
+    if dropped:
+        print(f"{dropped} input frame(s) could not be used: {dict(engine.bad_input)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tao-ros", description="Find, segment and track anomalous objects in camera streams.")
@@ -224,6 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="folder for the 'normal' and 'test' bags (must not hold them yet)")
     add_scene_options(synth)
     synth.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="rosbag2 storage format")
+
+    rep = add("replay", cmd_replay, "feed a bag's camera (and depth) messages through the node's code into a new bag")
+    rep.add_argument("in_bag", type=Path, metavar="IN_BAG", help="input rosbag2 (sqlite3 or mcap)")
+    rep.add_argument("out_bag", type=Path, metavar="OUT_BAG", help="output rosbag2 folder to create")
+    rep.add_argument("--model", "-m", type=Path, default=None, metavar="MODEL",
+                     help="model file from 'tao-ros fit' (default: model_path of the config)")
+    rep.add_argument("--node-name", default="anomaly_node", help="namespace of the output topics (default: anomaly_node)")
+    rep.add_argument("--distribution", choices=("jazzy", "humble"), default="jazzy",
+                     help="ROS 2 distribution whose message definitions the bag records (default: jazzy)")
+    add_topics(rep)
 
     demo = add("demo", cmd_demo, "synthesize, fit, run and evaluate: the whole pipeline on generated data")
     demo.add_argument("--output", "-o", type=Path, default=Path("tao_ros_demo"), metavar="DIR",

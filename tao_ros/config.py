@@ -39,6 +39,20 @@ OPTIONS: dict[str, Param] = {
     "device": Param("cpu", "Device for neural plugins: 'cpu' or 'cuda'/'cuda:N'."),
     "fit_chunk_frames": Param(50, "When fitting on a single clip, held-out training scores leave out chunks "
                                   "of this many frames (several clips: whole clips).", minimum=1),
+    # --- ROS 2 node only (the CLI ignores these) ---
+    "compressed": Param(False, "Node: subscribe to 'image/compressed' (sensor_msgs/CompressedImage) instead of "
+                               "'image'."),
+    "use_depth": Param(False, "Node: also subscribe to 'depth' (aligned 16UC1 mm or 32FC1 m), paired with the "
+                              "image by approximate time."),
+    "sync_slop": Param(0.05, "Node: most seconds between an image and the depth image paired with it.",
+                       minimum=0.0),
+    "qos_reliability": Param("best_effort", "Node: input QoS reliability ('best_effort' as sensor data, or "
+                                            "'reliable').", choices=("best_effort", "reliable")),
+    "qos_depth": Param(5, "Node: input QoS history depth.", minimum=1),
+    "autostart": Param(True, "Node: configure and activate the lifecycle node at start-up."),
+    "calibration_frames": Param(300, "Node: frames recorded by the ~/calibrate service to learn what is normal.",
+                                minimum=10),
+    "diagnostics_period": Param(1.0, "Node: seconds between /diagnostics messages.", minimum=0.1),
     "max_training_samples": Param(40000, "At most this many normal objects are kept to fit the density "
                                          "models (evenly subsampled).", minimum=100),
 }

@@ -7,6 +7,7 @@ frame -> detector -> depth -> features -> per-feature density scores -> standard
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -72,6 +73,7 @@ class AnomalyPipeline:
         self.score_history = TrackHistory(config.score_window)
         self.prompts = PromptScheduler(config.prompt_interval)
         self.instance_numbers = InstanceNumbers()
+        self.timings: dict[str, float] = {}  # seconds spent per stage on the last frame
         self.fitted = False
         self.reset()
 
@@ -102,8 +104,11 @@ class AnomalyPipeline:
 
     def describe(self, frame: StreamFrame) -> tuple[FrameContext, Detections, dict[str, np.ndarray]]:
         """Detect and describe the objects of the next frame -> (context, detections, name -> [N, D])."""
+        start = time.perf_counter()
         context = self._context(frame)
         detections = self.detector.call("detect", Detections.empty, context)
+        described = time.perf_counter()
+        self.timings["detect"] = described - start
         if not isinstance(detections, Detections):
             log.error("detector %r returned %r instead of Detections: frame skipped", self.detector.name,
                       type(detections).__name__)
@@ -114,6 +119,7 @@ class AnomalyPipeline:
         for name, plugin in self.features.items():
             columns = len(plugin.plugin.columns)
             features[name] = self._checked(plugin.call("extract", None, context, detections, depth), (n, columns), name)
+        self.timings["describe"] = time.perf_counter() - described
         return context, detections, features
 
     @staticmethod
@@ -133,6 +139,7 @@ class AnomalyPipeline:
         if not self.fitted:
             raise ModelFileError("no fitted model: load one (model_path / --model) or run 'tao-ros fit' first")
         context, detections, features = self.describe(frame)
+        scoring = time.perf_counter()
         feature_scores = {}
         for name, values in features.items():
             scores = np.full(len(detections), np.nan)
@@ -148,6 +155,8 @@ class AnomalyPipeline:
         prompts = self.prompts.update(context.frame_index, merged, merged_scores)
         result = FrameResult(context.frame_index, detections, scores, feature_scores, anomalous, merged,
                              merged_scores, prompts)
+        segmenting = time.perf_counter()
+        self.timings["score"] = segmenting - scoring
         if self.segmenter is not None:
             logits = self.segmenter.call("update", dict, context, prompts, merged)
             if not isinstance(logits, dict):
@@ -156,6 +165,7 @@ class AnomalyPipeline:
                 logits = {}
             result.instance_mask, result.instance_ids, result.instance_object_ids = compose_instances(
                 context.gray.shape, logits, self.instance_numbers)
+        self.timings["segment"] = time.perf_counter() - segmenting
         return result
 
     def _merge(self, boxes: Detections, scores: np.ndarray) -> tuple[Detections, np.ndarray]:

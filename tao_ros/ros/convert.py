@@ -94,3 +94,76 @@ def numpy_to_image_fields(array: np.ndarray, encoding: str) -> dict:
     height, width = array.shape[:2]
     return {"height": height, "width": width, "encoding": encoding, "is_bigendian": 0,
             "step": width * channels * dtype.itemsize, "data": array.reshape(-1).view(np.uint8)}
+
+
+class MessageTypes:
+    """Message classes by full name, from rclpy packages or from a ``rosbags`` typestore, so that one
+    builder makes messages for the live node and for bags alike.
+
+    ``raw_bytes`` says how a uint8[] field is given: bytes for rclpy, a numpy array for rosbags.
+    """
+
+    def __init__(self, classes: dict[str, type], raw_bytes: bool):
+        self.classes = classes
+        self.raw_bytes = raw_bytes
+
+    @classmethod
+    def from_typestore(cls, store) -> MessageTypes:
+        return cls(store.types, raw_bytes=False)
+
+    @classmethod
+    def from_rclpy(cls) -> MessageTypes:
+        import importlib
+
+        classes = {}
+        for name in ("std_msgs/msg/Header", "builtin_interfaces/msg/Time", "sensor_msgs/msg/Image",
+                     "vision_msgs/msg/Detection2DArray", "vision_msgs/msg/Detection2D",
+                     "vision_msgs/msg/ObjectHypothesisWithPose", "vision_msgs/msg/ObjectHypothesis",
+                     "vision_msgs/msg/BoundingBox2D", "vision_msgs/msg/Pose2D", "vision_msgs/msg/Point2D",
+                     "geometry_msgs/msg/PoseWithCovariance", "geometry_msgs/msg/Pose", "geometry_msgs/msg/Point",
+                     "geometry_msgs/msg/Quaternion"):
+            package, _, type_name = name.split("/")
+            classes[name] = getattr(importlib.import_module(f"{package}.msg"), type_name)
+        return cls(classes, raw_bytes=True)
+
+    def __getitem__(self, name: str) -> type:
+        return self.classes[name]
+
+
+def make_header(types: MessageTypes, stamp_ns: int, frame_id: str):
+    """std_msgs/Header with ``stamp_ns`` nanoseconds and ``frame_id``."""
+    time = types["builtin_interfaces/msg/Time"](sec=int(stamp_ns // 1_000_000_000), nanosec=int(stamp_ns % 1_000_000_000))
+    return types["std_msgs/msg/Header"](stamp=time, frame_id=frame_id)
+
+
+def header_stamp_ns(header) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def numpy_to_image(types: MessageTypes, header, array: np.ndarray, encoding: str):
+    """[H, W(, C)] array -> sensor_msgs/Image of ``encoding`` with ``header``."""
+    fields = numpy_to_image_fields(array, encoding)
+    if types.raw_bytes:
+        fields["data"] = fields["data"].tobytes()
+    return types["sensor_msgs/msg/Image"](header=header, **fields)
+
+
+def detections_to_msg(types: MessageTypes, header, boxes: np.ndarray, ids: np.ndarray, labels, scores: np.ndarray):
+    """vision_msgs/Detection2DArray: one Detection2D per box ([N, 4] xyxy, x2/y2 exclusive), with the
+    object id as ``id``, the class label as hypothesis ``class_id`` and the anomaly score as its ``score``."""
+    pose = types["geometry_msgs/msg/Pose"]
+    detections = []
+    for box, object_id, label, score in zip(np.asarray(boxes, dtype=np.float64).reshape(-1, 4), ids, labels, scores):
+        x1, y1, x2, y2 = (float(v) for v in box)
+        centre = types["vision_msgs/msg/Pose2D"](position=types["vision_msgs/msg/Point2D"](x=(x1 + x2) / 2, y=(y1 + y2) / 2),
+                                                  theta=0.0)
+        bbox = types["vision_msgs/msg/BoundingBox2D"](center=centre, size_x=x2 - x1, size_y=y2 - y1)
+        hypothesis = types["vision_msgs/msg/ObjectHypothesis"](class_id=str(label), score=float(score))
+        no_pose = types["geometry_msgs/msg/PoseWithCovariance"](
+            pose=pose(position=types["geometry_msgs/msg/Point"](x=0.0, y=0.0, z=0.0),
+                      orientation=types["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0)),
+            covariance=np.zeros(36, dtype=np.float64))
+        result = types["vision_msgs/msg/ObjectHypothesisWithPose"](hypothesis=hypothesis, pose=no_pose)
+        detections.append(types["vision_msgs/msg/Detection2D"](header=header, results=[result], bbox=bbox,
+                                                                id=str(int(object_id))))
+    return types["vision_msgs/msg/Detection2DArray"](header=header, detections=detections)

@@ -1,0 +1,130 @@
+"""The node's ROS-free core: bad input never escapes, stale frames are dropped, outputs are stamped."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import scene_frames
+from tao_ros.config import load_config
+from tao_ros.ros.convert import MessageTypes, make_header, numpy_to_image
+from tao_ros.ros.engine import AnomalyEngine, InputFrame
+from tao_ros.ros.msgdefs import typestore
+
+STORE = typestore("jazzy")
+TYPES = MessageTypes.from_typestore(STORE)
+FRAMES = scene_frames(7, 40, anomalies=True)
+
+
+def image_msg(t, image=None, encoding="bgr8", frame_id="cam"):
+    image = FRAMES[t % len(FRAMES)][0] if image is None else image
+    return numpy_to_image(TYPES, make_header(TYPES, 1_000_000_000 + t * 100_000_000, frame_id), image, encoding)
+
+
+def depth_msg(t, depth):
+    encoding = "16UC1" if depth.dtype == np.uint16 else "32FC1"
+    return numpy_to_image(TYPES, make_header(TYPES, 1_000_000_000 + t * 100_000_000, "cam"), depth, encoding)
+
+
+@pytest.fixture
+def engine(fitted_pipeline, tmp_path):
+    path = tmp_path / "model.npz"
+    fitted_pipeline.save(path)
+    return AnomalyEngine(load_config(overrides={"model_path": str(path)}))
+
+
+def run(engine, frame):
+    engine.submit(frame)
+    return engine.step(timeout=0)
+
+
+def test_good_frames_yield_outputs_stamped_like_their_input(engine):
+    for t in range(15):
+        outputs = run(engine, InputFrame(image_msg(t)))
+        assert outputs is not None
+        messages = engine.messages(outputs, TYPES, overlay=True)
+        assert set(messages) == {"~/detections", "~/instance_mask", "~/anomaly_mask", "~/overlay"}
+        for msg in messages.values():
+            assert msg.header.stamp.nanosec == (t * 100_000_000) % 1_000_000_000
+            assert msg.header.frame_id == "cam"
+    mask = messages["~/anomaly_mask"]
+    assert mask.encoding == "mono8" and set(np.unique(mask.data)) <= {0, 255}
+    assert messages["~/instance_mask"].encoding == "mono16"
+    assert engine.counts["processed"] == 15
+
+
+def bad_inputs():
+    good = FRAMES[0][0]
+    short = image_msg(1)
+    short.data = short.data[:-100]
+    corrupt_type = STORE.types["sensor_msgs/msg/CompressedImage"]
+    yield "mono8 camera (valid)", InputFrame(image_msg(1, good[..., 0], encoding="mono8")), None
+    yield "unknown encoding", InputFrame(_with(image_msg(1), encoding="yuv422")), "image"
+    yield "short data", InputFrame(short), "image"
+    yield "corrupt compressed", InputFrame(corrupt_type(header=make_header(TYPES, 1, "cam"), format="jpeg",
+                                                       data=np.frombuffer(b"\xff\xd8garbage", np.uint8)),
+                                           compressed=True), "compressed"
+    yield "depth of another size", InputFrame(image_msg(1), depth_msg(1, np.ones((10, 10), np.float32))), "depth"
+    nan_depth = np.full(good.shape[:2], np.nan, np.float32)
+    nan_depth[:5] = np.inf
+    nan_depth[5:10] = 0
+    yield "NaN/inf/zero depth", InputFrame(image_msg(1), depth_msg(1, nan_depth)), None
+    yield "depth encoding", InputFrame(image_msg(1), _with(depth_msg(1, np.ones(good.shape[:2], np.float32)),
+                                                          encoding="bgr8")), "depth"
+    yield "not an image at all", InputFrame(object()), "malformed"
+
+
+def _with(msg, **fields):
+    for key, value in fields.items():
+        setattr(msg, key, value)
+    return msg
+
+
+@pytest.mark.parametrize("name, frame, counter", list(bad_inputs()), ids=[b[0] for b in bad_inputs()])
+def test_bad_input_is_counted_and_the_next_good_frame_is_processed(engine, name, frame, counter):
+    run(engine, InputFrame(image_msg(0)))
+    before = dict(engine.bad_input)
+    run(engine, frame)  # must not raise
+    if counter is not None:
+        assert engine.bad_input[counter] == before.get(counter, 0) + 1
+    assert run(engine, InputFrame(image_msg(2))) is not None
+    assert "dropped_bad_input" in engine.diagnostics()
+
+
+def test_time_going_backwards_and_new_resolution_restart_the_stream(engine):
+    for t in (5, 6, 7):
+        run(engine, InputFrame(image_msg(t)))
+    assert run(engine, InputFrame(image_msg(1))) is not None  # bag loop
+    assert engine.counts["time_jumps_back"] == 1
+    small = np.ascontiguousarray(FRAMES[3][0][::2, ::2])
+    outputs = run(engine, InputFrame(image_msg(8, small)))
+    assert outputs is not None and outputs.result.frame_index == 0
+    assert engine.messages(outputs, TYPES)["~/instance_mask"].width == small.shape[1]
+
+
+def test_newest_frame_wins_and_stale_frames_are_counted(engine):
+    for t in range(3):
+        engine.submit(InputFrame(image_msg(t)))
+    outputs = engine.step(timeout=0)
+    assert outputs.header.stamp.nanosec == 200_000_000
+    assert engine.counts["dropped_stale"] == 2 and engine.step(timeout=0) is None
+
+
+def test_runtime_parameters_are_validated(engine):
+    assert engine.set_parameter("threshold", 7) is None and engine.pipeline.config.threshold == 7.0
+    assert engine.set_parameter("prompt_interval", 3) is None and engine.pipeline.prompts.interval == 3
+    assert "must be >= 1" in engine.set_parameter("prompt_interval", 0)
+    assert "cannot change while running" in engine.set_parameter("detector", "x")
+
+
+def test_calibration_learns_normal_saves_and_switches_to_detection(tmp_path):
+    path = tmp_path / "learned.npz"
+    engine = AnomalyEngine(load_config(overrides={"model_path": ""}))
+    assert run(engine, InputFrame(image_msg(0))) is None and engine.counts["not_fitted"] == 1
+    engine.config.options["model_path"] = str(path)
+    engine.start_calibration(frames=30)
+    normal = scene_frames(2, 30, anomalies=False)
+    for t, (image, *_rest) in enumerate(normal):
+        assert run(engine, InputFrame(image_msg(t + 1, image))) is None
+    assert path.is_file() and engine.status.startswith("detecting")
+    assert run(engine, InputFrame(image_msg(40))) is not None
