@@ -42,6 +42,7 @@ setup(
     entry_points={
         "console_scripts": [
             "tao-ros = tao_ros.cli:main",
+            "anomaly_node = tao_ros.ros.node:main",
         ],
         "tao_ros.plugins": [
             "tao_ros.motion = tao_ros.builtin.motion",

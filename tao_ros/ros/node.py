@@ -1,0 +1,195 @@
+"""``anomaly_node``: the rclpy lifecycle node. Thin: every decision is made by ``AnomalyEngine``.
+
+configure  = read parameters, load models     activate   = subscribe, publish, start the worker
+deactivate = unsubscribe, stop, free GPU memory  cleanup = drop publishers and models
+"""
+
+from __future__ import annotations
+
+import threading
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from std_srvs.srv import Trigger
+from vision_msgs.msg import Detection2DArray
+
+from tao_ros.config import OPTIONS, from_mapping
+from tao_ros.errors import TaoRosError
+from tao_ros.ros.convert import MessageTypes
+from tao_ros.ros.engine import AnomalyEngine, InputFrame
+
+try:  # Jazzy
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks
+
+OUTPUTS = {"~/detections": Detection2DArray, "~/instance_mask": Image, "~/anomaly_mask": Image, "~/overlay": Image}
+
+
+class AnomalyNode(LifecycleNode):
+    def __init__(self, **kwargs):
+        super().__init__("anomaly_node", allow_undeclared_parameters=True,
+                         automatically_declare_parameters_from_overrides=True, **kwargs)
+        for name, param in OPTIONS.items():
+            if not self.has_parameter(name):
+                self.declare_parameter(name, param.default)
+        self.engine: AnomalyEngine | None = None
+        self.types = MessageTypes.from_rclpy()
+        self.publishers_by_topic = {}
+        self.subscriptions_active = []
+        self.worker: threading.Thread | None = None
+        self.sync = None
+        self.running = threading.Event()
+        self.add_on_set_parameters_callback(self.on_set_parameters)
+        self.create_service(Trigger, "~/calibrate", self.on_calibrate)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.diagnostics_timer = None
+        if self.get_parameter("autostart").value:
+            self.trigger_configure()
+            self.trigger_activate()
+
+    # -------------------------------------------------------------- parameters
+    def config_mapping(self) -> dict:
+        names = [n for n in self.list_parameters([], 0).names
+                 if n in OPTIONS or ("." in n and not n.startswith("qos_overrides."))]
+        return {name: self.get_parameter(name).value for name in names}
+
+    def on_set_parameters(self, parameters) -> SetParametersResult:
+        if self.engine is None:
+            return SetParametersResult(successful=True)
+        for parameter in parameters:
+            reason = self.engine.set_parameter(parameter.name, parameter.value)
+            if reason is not None:
+                return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    # -------------------------------------------------------------- lifecycle
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        try:
+            self.engine = AnomalyEngine(from_mapping(self.config_mapping()))
+        except TaoRosError as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.publishers_by_topic = {topic: self.create_lifecycle_publisher(msg_type, topic, 10)
+                                    for topic, msg_type in OUTPUTS.items()}
+        self.get_logger().info(f"configured: {self.engine.status}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        config = self.engine.config
+        qos = QoSProfile(depth=config.qos_depth, history=HistoryPolicy.KEEP_LAST,
+                         reliability=ReliabilityPolicy.BEST_EFFORT if config.qos_reliability == "best_effort"
+                         else ReliabilityPolicy.RELIABLE)
+        events = SubscriptionEventCallbacks(incompatible_qos=self.on_incompatible_qos)
+        image_type, image_topic = (CompressedImage, "image/compressed") if config.compressed else (Image, "image")
+        if config.use_depth:
+            import message_filters
+
+            image_sub = message_filters.Subscriber(self, image_type, image_topic, qos_profile=qos, event_callbacks=events)
+            depth_sub = message_filters.Subscriber(self, Image, "depth", qos_profile=qos, event_callbacks=events)
+            self.sync = message_filters.ApproximateTimeSynchronizer([image_sub, depth_sub], config.qos_depth,
+                                                                    config.sync_slop)
+            self.sync.registerCallback(lambda image, depth: self.engine.submit(
+                InputFrame(image, depth, config.compressed)))
+            self.subscriptions_active = [image_sub.sub, depth_sub.sub]
+        else:
+            self.subscriptions_active = [self.create_subscription(
+                image_type, image_topic, lambda msg: self.engine.submit(InputFrame(msg, None, config.compressed)),
+                qos, event_callbacks=events)]
+        self.running.set()
+        self.worker = threading.Thread(target=self.work, name="tao_ros_worker", daemon=True)
+        self.worker.start()
+        self.diagnostics_timer = self.create_timer(config.diagnostics_period, self.publish_diagnostics)
+        return super().on_activate(state)
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self.stop()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        for publisher in self.publishers_by_topic.values():
+            self.destroy_publisher(publisher)
+        self.publishers_by_topic, self.engine = {}, None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        self.stop()
+        return TransitionCallbackReturn.SUCCESS
+
+    def stop(self) -> None:
+        self.running.clear()
+        if self.engine is not None:
+            self.engine.slot.put(None)  # wake the worker
+            self.engine.pipeline.reset()  # drop tracked objects and their (GPU) memories
+        if self.worker is not None:
+            self.worker.join(timeout=5.0)
+            self.worker = None
+        for subscription in self.subscriptions_active:
+            self.destroy_subscription(subscription)
+        self.subscriptions_active = []
+        if self.diagnostics_timer is not None:
+            self.destroy_timer(self.diagnostics_timer)
+            self.diagnostics_timer = None
+        free_gpu_memory()
+
+    # -------------------------------------------------------------- work
+    def work(self) -> None:
+        while self.running.is_set():
+            outputs = self.engine.step(timeout=0.1)
+            if outputs is None:
+                continue
+            overlay = self.publishers_by_topic["~/overlay"].get_subscription_count() > 0
+            for topic, msg in self.engine.messages(outputs, self.types, overlay).items():
+                self.publishers_by_topic[topic].publish(msg)
+
+    def on_incompatible_qos(self, event) -> None:
+        self.get_logger().warning(
+            f"a publisher's QoS is incompatible with this subscription (policy {event.last_policy_kind}): nothing "
+            f"will arrive. Set qos_reliability to match the camera (now {self.engine.config.qos_reliability})",
+            throttle_duration_sec=5.0)
+
+    def on_calibrate(self, request, response):
+        if self.engine is None:
+            response.success, response.message = False, "node is not configured"
+        else:
+            response.success, response.message = True, self.engine.start_calibration()
+        return response
+
+    def publish_diagnostics(self) -> None:
+        values = self.engine.diagnostics()
+        level = DiagnosticStatus.OK if values["status"].startswith("detecting") else DiagnosticStatus.WARN
+        status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: anomaly detection",
+                                  message=values["status"], hardware_id="tao_ros",
+                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(array)
+
+
+def free_gpu_memory() -> None:
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = AnomalyNode()
+    executor = MultiThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.stop()
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
