@@ -132,7 +132,7 @@ class Segmenter(Protocol):
 
         ``detections`` are the frame's anomalous objects (after merging), for segmenters that
         follow the detector between prompts. Returns object id -> [H, W] float32 mask logits
-        (> 0 = object) for every object tracked now; the pipeline resolves overlaps and numbers
+        (> 0 = object) or bool mask for every object tracked now; the pipeline resolves overlaps and numbers
         the instances. Objects lost or no longer anomalous for the segmenter's patience are
         dropped, not returned with empty masks.
         """

@@ -48,7 +48,7 @@ class ForegroundSegmenter:
         for object_id, obj in self.objects.objects.items():
             mask = self.segment(context, clip_boxes(obj.box, width, height)[0])
             non_empty[object_id] = bool(mask.any())
-            logits[object_id] = np.where(mask, 1.0, -1.0).astype(np.float32)
+            logits[object_id] = mask
         dropped = self.objects.update_masks(frame, non_empty)
         return {k: v for k, v in logits.items() if k not in dropped}
 

@@ -118,8 +118,9 @@ class InstanceNumbers:
 
 def compose_instances(shape: tuple[int, int], logits: dict[int, np.ndarray], numbers: InstanceNumbers
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-object [H, W] mask logits (> 0 = object) -> ([H, W] uint16 instance image, [K] instance
-    ids present, [K] their object ids). Where objects overlap, the pixel goes to the highest logit."""
+    """Per-object [H, W] mask logits (> 0 = object) or bool masks -> ([H, W] uint16 instance image,
+    [K] instance ids present, [K] their object ids). Where objects overlap, the pixel goes to the
+    highest logit (the first object, for equal values)."""
     image = np.zeros(shape, np.uint16)
     object_ids = list(logits)
     instance_ids = numbers.assign(object_ids)

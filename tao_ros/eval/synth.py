@@ -166,8 +166,9 @@ class Scene:
             yield cv2.cvtColor(noisy, cv2.COLOR_GRAY2BGR), depth, instances, anomalous
 
 
-def write_scene_bag(path: Path, scene: Scene, storage: str = "sqlite3") -> Path:
-    """Render ``scene`` into a new rosbag2 folder ``path``; returns it."""
+def write_scene_bag(path: Path, scene: Scene, storage: str = "sqlite3", camera_only: bool = False) -> Path:
+    """Render ``scene`` into a new rosbag2 folder ``path`` (only the camera topic with
+    ``camera_only``); returns it."""
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
 
@@ -181,8 +182,8 @@ def write_scene_bag(path: Path, scene: Scene, storage: str = "sqlite3") -> Path:
                            ("sensor_msgs/msg/Image", "std_msgs/msg/Header", "builtin_interfaces/msg/Time"))
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
     with Writer(path, version=9, storage_plugin=plugin) as writer:
-        topics = {topic: writer.add_connection(topic, "sensor_msgs/msg/Image", typestore=typestore)
-                  for topic in (DEPTH_TOPIC, CAMERA_TOPIC, GT_ANOMALY_TOPIC, GT_INSTANCES_TOPIC)}
+        names = (CAMERA_TOPIC,) if camera_only else (DEPTH_TOPIC, CAMERA_TOPIC, GT_ANOMALY_TOPIC, GT_INSTANCES_TOPIC)
+        topics = {topic: writer.add_connection(topic, "sensor_msgs/msg/Image", typestore=typestore) for topic in names}
         for t, (image, depth, instances, anomalous_ids) in enumerate(scene.render()):
             stamp_ns = 1_700_000_000_000_000_000 + int(t * 1e9 / scene.FPS)
             header = Header(stamp=Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000),
@@ -192,6 +193,8 @@ def write_scene_bag(path: Path, scene: Scene, storage: str = "sqlite3") -> Path:
             for topic, array, encoding in ((DEPTH_TOPIC, depth, "32FC1"), (CAMERA_TOPIC, image, "bgr8"),
                                            (GT_ANOMALY_TOPIC, anomaly, "mono16"),
                                            (GT_INSTANCES_TOPIC, instances, "mono16")):
+                if topic not in topics:
+                    continue
                 msg = Image(header=header, **numpy_to_image_fields(array, encoding))
                 writer.write(topics[topic], stamp_ns, typestore.serialize_cdr(msg, "sensor_msgs/msg/Image"))
     return path
