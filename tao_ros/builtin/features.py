@@ -50,7 +50,8 @@ class SpeedFeature:
     columns = ("speed",)
     params = {
         "window": Param(4, "Frames over which the speed is averaged along the object's track.", minimum=1),
-        "preset": Param("fast", "DIS optical flow preset.", choices=("ultrafast", "fast", "medium")),
+        "preset": Param("medium", "DIS optical flow preset (medium: flow bleeds less from fast objects onto "
+                                   "their neighbours than fast).", choices=("ultrafast", "fast", "medium")),
         "min_pixels": Param(12, "Fewer foreground pixels than this in the box: use the whole box.", minimum=1),
         "part_size": Param(0.05, "Window over which flow is averaged, as a fraction of image height.",
                            minimum=0.0),

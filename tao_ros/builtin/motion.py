@@ -65,6 +65,11 @@ class MotionDetector:
         "min_area": Param(0.0006, "Smallest object, as a fraction of the image area.", minimum=0.0),
         "close_size": Param(5, "Morphological closing kernel (pixels at 240 rows; scaled with image "
                                "height) that joins an object's parts.", minimum=1),
+        "absorb_gap": Param(4.0, "A small blob this close (pixels at 240 rows, scaled with image height) to a "
+                                 "much larger one is taken as its fragment (a wheel, a limb) and joined to it.",
+                            minimum=0.0),
+        "absorb_ratio": Param(0.3, "Blobs smaller than this fraction of a neighbour's area count as fragments.",
+                              minimum=0.0),
         "match_iou": Param(0.1, "Tracker: least IoU between a box and a track's predicted box.", minimum=0.0),
         "max_missed": Param(5, "Tracker: frames a lost track is kept for re-identification.", minimum=0),
         "learning_rate": Param(-1.0, "Background learning rate after init_frames; -1 = MOG2's automatic "
@@ -115,8 +120,30 @@ class MotionDetector:
         stats = stats[1:][stats[1:, cv2.CC_STAT_AREA] >= min_area]
         x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
         xyxy = np.stack([x, y, x + stats[:, cv2.CC_STAT_WIDTH], y + stats[:, cv2.CC_STAT_HEIGHT]], axis=1)
-        xyxy = xyxy.astype(np.float64).reshape(-1, 4)
+        xyxy = self.absorb_fragments(xyxy.astype(np.float64).reshape(-1, 4), stats[:, cv2.CC_STAT_AREA],
+                                     self.p["absorb_gap"] * fg.shape[0] / 240.0)
         return Detections(xyxy, ids=self.tracker.update(xyxy))
+
+    def absorb_fragments(self, xyxy: np.ndarray, areas: np.ndarray, gap: float) -> np.ndarray:
+        """[N, 4] blob boxes with [N] pixel areas -> [M, 4] boxes, M <= N: each blob much smaller than a
+        blob within ``gap`` pixels is joined to the largest such neighbour (its box grows to cover it)."""
+        if len(xyxy) < 2:
+            return xyxy
+        grown = xyxy + np.array([-gap, -gap, gap, gap])
+        near = (grown[:, None, 0] < xyxy[None, :, 2]) & (xyxy[None, :, 0] < grown[:, None, 2]) & \
+               (grown[:, None, 1] < xyxy[None, :, 3]) & (xyxy[None, :, 1] < grown[:, None, 3])
+        much_larger = areas[None, :] * self.p["absorb_ratio"] > areas[:, None]
+        candidates = np.where(near & much_larger, areas[None, :], -1)
+        host = candidates.argmax(axis=1)
+        is_fragment = candidates.max(axis=1) > 0
+        boxes = xyxy.copy()
+        for fragment in np.flatnonzero(is_fragment):
+            target = host[fragment]
+            while is_fragment[target]:  # a fragment of a fragment joins the final host
+                target = host[target]
+            boxes[target, :2] = np.minimum(boxes[target, :2], xyxy[fragment, :2])
+            boxes[target, 2:] = np.maximum(boxes[target, 2:], xyxy[fragment, 2:])
+        return boxes[~is_fragment]
 
 
 @hookimpl

@@ -27,6 +27,8 @@ class ForegroundSegmenter:
         "iterations": Param(2, "GrabCut iterations per object and frame.", minimum=1),
         "margin": Param(0.15, "Background margin around the box given to GrabCut, as a fraction of box size.",
                         minimum=0.0),
+        "min_part_ratio": Param(0.4, "Foreground parts smaller than this fraction of the object's largest part "
+                                     "are left out (bystanders inside its box).", minimum=0.0),
         "patience": Param(10, "Frames an object may be lost (not anomalous, or an empty mask) before it is "
                               "dropped.", minimum=1),
         "max_objects": Param(32, "Most objects tracked at once; the lowest-scoring make room.", minimum=1),
@@ -80,8 +82,20 @@ class ForegroundSegmenter:
         elif self.p["refine"] == "close" and foreground.any():
             kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
             foreground = cv2.morphologyEx(foreground.astype(np.uint8), cv2.MORPH_CLOSE, kernel).astype(bool) & inside
-        mask[Y1:Y2, X1:X2] = binary_fill_holes(foreground)
+        mask[Y1:Y2, X1:X2] = self.main_parts(binary_fill_holes(foreground))
         return mask
+
+    def main_parts(self, foreground: np.ndarray) -> np.ndarray:
+        """[h, w] bool -> the largest connected part and those at least ``min_part_ratio`` of its size:
+        a box that grew over bystanders (merged boxes, a carried box) keeps only its object."""
+        import cv2
+
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(foreground.astype(np.uint8), connectivity=8)
+        if n <= 2:
+            return foreground
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        keep = np.flatnonzero(areas >= self.p["min_part_ratio"] * areas.max()) + 1
+        return np.isin(labels, keep)
 
 
 @hookimpl
