@@ -38,7 +38,7 @@ def main() -> None:
     from tao_ros.config import load_config
     from tao_ros.core.pipeline import AnomalyPipeline, StreamFrame
     from tao_ros.eval.synth import Camera, Scene, write_scene_bag
-    from tao_ros.ros.convert import MessageTypes
+    from tao_ros.io.messages import MessageTypes
     from tao_ros.ros.engine import AnomalyEngine
     from tao_ros.ros.msgdefs import typestore
     from tao_ros.ros.replay import paired_frames
@@ -52,9 +52,8 @@ def main() -> None:
         print(f"wrote a {args.frames}-frame {args.width}x{args.height} bag in {time.perf_counter() - start:.0f} s")
         config = load_config()
         pipeline = AnomalyPipeline(config)
-        normal = [StreamFrame(f[0]) for f in Scene(0, 300, anomalies=False, camera=camera).render()]
-        pipeline.fit([("normal", lambda: iter(normal))])
-        del normal
+        pipeline.fit([("normal", lambda: (StreamFrame(f[0]) for f in
+                                          Scene(0, 300, anomalies=False, camera=camera).render()))])
         engine = AnomalyEngine(config, pipeline)
         types = MessageTypes.from_typestore(typestore("jazzy"))
         latencies, memory = [], {}

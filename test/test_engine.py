@@ -7,7 +7,7 @@ import pytest
 
 from conftest import scene_frames
 from tao_ros.config import load_config
-from tao_ros.ros.convert import MessageTypes, make_header, numpy_to_image
+from tao_ros.io.messages import MessageTypes, make_header, numpy_to_image
 from tao_ros.ros.engine import AnomalyEngine, InputFrame
 from tao_ros.ros.msgdefs import typestore
 

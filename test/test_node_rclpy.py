@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
@@ -20,7 +19,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 from vision_msgs.msg import Detection2DArray  # noqa: E402
 
 from conftest import scene_frames  # noqa: E402
-from tao_ros.ros.convert import MessageTypes, make_header, numpy_to_image  # noqa: E402
+from tao_ros.io.messages import MessageTypes, make_header, numpy_to_image  # noqa: E402
 
 
 @pytest.fixture(scope="module")

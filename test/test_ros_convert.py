@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tao_ros.errors import InputError
-from tao_ros.ros.convert import (ENCODINGS, MessageTypes, compressed_to_bgr, detections_to_msg, image_to_bgr,
+from tao_ros.io.messages import (ENCODINGS, MessageTypes, compressed_to_bgr, detections_to_msg, image_to_bgr,
                                  image_to_numpy, make_header, numpy_to_image)
 from tao_ros.ros.msgdefs import typestore
 

@@ -39,7 +39,18 @@ def object_pixels(context: FrameContext, box: np.ndarray, min_pixels: int) -> tu
     return rows, cols, np.ones((rows.stop - rows.start, cols.stop - cols.start), dtype=bool)
 
 
-class SpeedFeature:
+class TrackAveragedFeature:
+    """Base of features averaged along each object's track over the last ``window`` frames."""
+
+    def __init__(self, **params):
+        self.p = params
+        self.history = TrackHistory(params["window"])
+
+    def reset(self) -> None:
+        self.history.reset()
+
+
+class SpeedFeature(TrackAveragedFeature):
     """Object speed from DIS optical flow inside the object, averaged along its track.
 
     Flow of the object's own pixels ignores box jitter (box edges move with the segmentation,
@@ -61,13 +72,6 @@ class SpeedFeature:
         "percentile": Param(90.0, "Percentile of the local speeds inside the object taken as its speed.",
                             minimum=0.0),
     }
-
-    def __init__(self, **params):
-        self.p = params
-        self.history = TrackHistory(params["window"])
-
-    def reset(self) -> None:
-        self.history.reset()
 
     def extract(self, context: FrameContext, detections: Detections, depth: np.ndarray) -> np.ndarray:
         speed = np.full((len(detections), 1), np.nan)
@@ -106,7 +110,7 @@ def local_motion(context: FrameContext, flow: np.ndarray, part_size: float) -> n
     return context.cache[key]
 
 
-class DepthFeature:
+class DepthFeature(TrackAveragedFeature):
     """An object's physical size: box height and width times its depth (log scale), with its depth.
 
     Odd-sized objects (carts, vehicles, a person carrying something large) stand out whatever
@@ -118,13 +122,6 @@ class DepthFeature:
     params = {
         "window": Param(8, "Frames over which the size is averaged along the object's track.", minimum=1),
     }
-
-    def __init__(self, **params):
-        self.p = params
-        self.history = TrackHistory(params["window"])
-
-    def reset(self) -> None:
-        self.history.reset()
 
     def extract(self, context: FrameContext, detections: Detections, depth: np.ndarray) -> np.ndarray:
         size = np.stack([detections.height, detections.width], axis=1)

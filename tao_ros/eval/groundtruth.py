@@ -157,7 +157,7 @@ def read_bag(root: Path, topic: str | None = None) -> Iterator[ClipTruth]:
 
     from tao_ros.eval.synth import GT_ANOMALY_TOPIC
     from tao_ros.io.sources import is_bag
-    from tao_ros.ros.convert import image_to_numpy
+    from tao_ros.io.messages import image_to_numpy
 
     bags = [root] if is_bag(root) else sorted(p for p in root.iterdir() if is_bag(p))
     if not bags:

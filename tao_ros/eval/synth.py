@@ -172,7 +172,7 @@ def write_scene_bag(path: Path, scene: Scene, storage: str = "sqlite3", camera_o
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
 
-    from tao_ros.ros.convert import numpy_to_image_fields
+    from tao_ros.io.messages import numpy_to_image_fields
 
     path = Path(path)
     if path.exists():

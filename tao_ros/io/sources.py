@@ -130,7 +130,7 @@ def bag_frames(path: Path, image_topic: str, depth_topic: str | None = None,
     """
     from rosbags.highlevel import AnyReader
 
-    from tao_ros.ros.convert import compressed_to_bgr, image_to_bgr, image_to_numpy
+    from tao_ros.io.messages import compressed_to_bgr, image_to_bgr, image_to_numpy
 
     with AnyReader([path]) as reader:
         wanted = [c for c in reader.connections if c.topic in {image_topic, depth_topic}]

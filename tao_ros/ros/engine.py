@@ -20,7 +20,7 @@ from tao_ros.config import OPTIONS, Config, coerce
 from tao_ros.core.geometry import mask_to_box
 from tao_ros.core.pipeline import AnomalyPipeline, StreamFrame
 from tao_ros.errors import ConfigError, InputError, TaoRosError
-from tao_ros.ros.convert import (MessageTypes, compressed_to_bgr, detections_to_msg, header_stamp_ns, image_to_bgr,
+from tao_ros.io.messages import (MessageTypes, compressed_to_bgr, detections_to_msg, header_stamp_ns, image_to_bgr,
                                  image_to_numpy, numpy_to_image)
 from tao_ros.types import FrameResult
 

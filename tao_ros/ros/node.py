@@ -20,7 +20,7 @@ from vision_msgs.msg import Detection2DArray
 
 from tao_ros.config import OPTIONS, from_mapping
 from tao_ros.errors import TaoRosError
-from tao_ros.ros.convert import MessageTypes
+from tao_ros.io.messages import MessageTypes
 from tao_ros.ros.engine import AnomalyEngine, InputFrame
 
 try:  # Jazzy

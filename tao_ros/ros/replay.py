@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tao_ros.errors import InputError
 from tao_ros.io.sources import find_topics
-from tao_ros.ros.convert import MessageTypes, header_stamp_ns
+from tao_ros.io.messages import MessageTypes, header_stamp_ns
 from tao_ros.ros.engine import AnomalyEngine, InputFrame
 from tao_ros.ros.msgdefs import typestore
 
