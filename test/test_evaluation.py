@@ -109,6 +109,7 @@ def test_evaluate_perfect_and_missing_clips(tmp_path):
     assert metrics["clips"]["01"]["rbdc"] == pytest.approx(1.0)
     assert metrics["clips"]["01"]["mean_iou"] == pytest.approx(1.0)
     assert metrics["rbdc"] < 1.0  # clip 02's regions were never found
+    assert metrics["region_coverage"] == pytest.approx(0.5)
     assert "02" in format_table(metrics)
     written = write_report(metrics, tmp_path / "report")
     data = json.loads((tmp_path / "report" / "metrics.json").read_text())

@@ -145,3 +145,21 @@ def test_sam2_leaves_hydra_as_it_found_it():
     GlobalHydra.instance().clear()  # importing sam2 (importorskip above) initialised it
     PluginRegistry.discover().create("segmenter", "sam2", {"allow_random_weights": True, "image_size": 128})
     assert not GlobalHydra.instance().is_initialized()
+
+
+def test_sam2_out_of_memory_drops_the_lowest_scoring_object_and_goes_on(sam2_segmenter, monkeypatch, caplog):
+    seg = sam2_segmenter
+    seg.reset()
+    image = np.zeros((64, 64, 3), np.uint8)
+    prompts = [Prompt(0, (5, 5, 30, 40), "object", 9.0, 1), Prompt(0, (30, 20, 60, 60), "object", 2.0, 2)]
+    boxes = Detections(np.array([[5, 5, 30, 40], [30, 20, 60, 60]]), ids=[1, 2])
+    assert set(seg.update(context(0, image), prompts, boxes)) == {1, 2}
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(seg, "_segment", out_of_memory)
+        assert seg.update(context(1, image), [], boxes) == {}
+    assert "out of memory" in caplog.text and set(seg.objects.objects) == {1} and set(seg.memories) == {1}
+    assert set(seg.update(context(2, image), [], boxes)) == {1}

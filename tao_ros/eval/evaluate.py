@@ -136,6 +136,7 @@ def evaluate(pred_dir: str | Path, truths: list[ClipTruth], threshold: float) ->
         "pixel_ap": pixels.average_precision() if has_pixels else float("nan"),
         "pixel_frame_auc": roc_auc(labels, _finite(np.array(pixel_frame_scores))) if has_pixels else float("nan"),
         "mean_iou": float(np.mean(ious)) if ious else float("nan"),
+        "region_coverage": float(curve.region_rate[-1]) if len(curve.region_rate) else 0.0,
         "at_threshold": curve.at_threshold,
         "clips": per_clip,
         "missing_clips": missing,
@@ -159,12 +160,13 @@ def _finite(scores: np.ndarray) -> np.ndarray:
 
 METRIC_NAMES = {"rbdc": "RBDC", "tbdc": "TBDC", "frame_auroc": "frame AUROC", "pixel_auroc": "pixel AUROC",
                 "pixel_ap": "pixel AP", "pixel_frame_auc": "pixel-level frame AUC (40% rule)",
-                "mean_iou": "mean IoU (anomalous frames)"}
+                "mean_iou": "mean IoU (anomalous frames)",
+                "region_coverage": "regions overlapped by any box (IoU>=0.1)"}
 
 
 def format_table(metrics: dict) -> str:
-    lines = [f"{'metric':<36}{'value':>8}", "-" * 44]
-    lines += [f"{label:<36}{metrics[key]:>8.4f}" for key, label in METRIC_NAMES.items()]
+    lines = [f"{'metric':<42}{'value':>8}", "-" * 50]
+    lines += [f"{label:<42}{metrics[key]:>8.4f}" for key, label in METRIC_NAMES.items()]
     at = metrics.get("at_threshold") or {}
     if at:
         lines.append(f"at threshold {at['threshold']:g}: region rate {at['region_rate']:.4f}, track rate "
