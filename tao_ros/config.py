@@ -26,7 +26,7 @@ OPTIONS: dict[str, Param] = {
     "standardization": Param("zscore", "How each feature's score is scaled by the training scores: 'zscore' "
                                        "(mean/std) or 'minmax' (min to 99.9th percentile).",
                              choices=("zscore", "minmax")),
-    "threshold": Param(2.5, "Objects whose summed standardized score reaches this are anomalous."),
+    "threshold": Param(1.5, "Objects whose summed standardized score reaches this are anomalous."),
     "score_window": Param(1, "Frames over which an object's score is averaged along its track (1 = no "
                              "smoothing).", minimum=1),
     "merge_iou": Param(0.3, "Anomalous boxes of one frame overlapping with IoU above this are merged.",

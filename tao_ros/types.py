@@ -150,6 +150,7 @@ class FrameResult:
         instance_mask: optional [H, W] uint16 instance ids from the segmenter, 0 = background.
         instance_ids: optional [K] instance ids present in ``instance_mask``.
         instance_object_ids: optional [K] object id of each instance (as in ``detections.ids``).
+        instance_scores: optional [K] anomaly score of each instance (its object's latest score).
     """
 
     frame_index: int
@@ -163,3 +164,4 @@ class FrameResult:
     instance_mask: np.ndarray | None = None
     instance_ids: np.ndarray | None = None
     instance_object_ids: np.ndarray | None = None
+    instance_scores: np.ndarray | None = None

@@ -62,6 +62,8 @@ class MotionDetector:
         "history": Param(300, "Frames the background model remembers.", minimum=1),
         "var_threshold": Param(16.0, "MOG2 squared Mahalanobis distance for a pixel to be foreground.",
                                minimum=0.0),
+        "shadows": Param(False, "Leave out cast shadows (MOG2 shadow detection). Off by default: it also takes "
+                                "dark clothing on a light ground for shadow."),
         "min_area": Param(0.0006, "Smallest object, as a fraction of the image area.", minimum=0.0),
         "close_size": Param(5, "Morphological closing kernel (pixels at 240 rows; scaled with image "
                                "height) that joins an object's parts.", minimum=1),
@@ -88,7 +90,7 @@ class MotionDetector:
         import cv2
 
         self.background = cv2.createBackgroundSubtractorMOG2(
-            history=self.p["history"], varThreshold=self.p["var_threshold"], detectShadows=False)
+            history=self.p["history"], varThreshold=self.p["var_threshold"], detectShadows=self.p["shadows"])
         self.frames_seen = 0
         self.tracker.reset()
 
@@ -97,7 +99,7 @@ class MotionDetector:
         import cv2
 
         rate = -1.0 if self.frames_seen < self.p["init_frames"] else self.p["learning_rate"]
-        fg = self.background.apply(gray, learningRate=rate) > 0
+        fg = self.background.apply(gray, learningRate=rate) == 255  # shadows are marked 127
         scale = gray.shape[0] / 240.0
         open_k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
         size = max(1, round(self.p["close_size"] * scale)) | 1

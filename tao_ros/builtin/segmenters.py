@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tao_ros.builtin.features import dense_flow
 from tao_ros.core.geometry import clip_boxes
 from tao_ros.core.instances import ObjectRegistry
 from tao_ros.hookspecs import Param, hookimpl
@@ -27,9 +28,16 @@ class ForegroundSegmenter:
         "iterations": Param(2, "GrabCut iterations per object and frame.", minimum=1),
         "margin": Param(0.15, "Background margin around the box given to GrabCut, as a fraction of box size.",
                         minimum=0.0),
+        "motion_tolerance": Param(0.35, "Pixels whose optical flow differs from the object's by more than this "
+                                       "fraction of its speed are left out (0 = off).", minimum=0.0),
+        "min_speed": Param(1.0, "Objects slower than this (pixels per frame) are not split by motion.", minimum=0.0),
+        "flow_preset": Param("medium", "DIS optical flow preset (shared with the speed feature when equal).",
+                             choices=("ultrafast", "fast", "medium")),
+        "dilate": Param(2.0, "Pixels (at 240 rows, scaled with image height) the final mask is grown by.",
+                        minimum=0.0),
         "min_part_ratio": Param(0.4, "Foreground parts smaller than this fraction of the object's largest part "
                                      "are left out (bystanders inside its box).", minimum=0.0),
-        "patience": Param(10, "Frames an object may be lost (not anomalous, or an empty mask) before it is "
+        "patience": Param(4, "Frames an object may be lost (not anomalous, or an empty mask) before it is "
                               "dropped.", minimum=1),
         "max_objects": Param(32, "Most objects tracked at once; the lowest-scoring make room.", minimum=1),
     }
@@ -69,6 +77,8 @@ class ForegroundSegmenter:
         inside = np.zeros((Y2 - Y1, X2 - X1), bool)
         inside[y1 - Y1:y2 - Y1, x1 - X1:x2 - X1] = True
         foreground = context.foreground[Y1:Y2, X1:X2] & inside if context.foreground is not None else inside
+        if self.p["motion_tolerance"] > 0:
+            foreground = self.moving_with_object(context, foreground, (slice(Y1, Y2), slice(X1, X2)))
         if self.p["refine"] == "grabcut" and foreground.any() and (~inside).any():
             labels = np.where(inside, cv2.GC_PR_BGD, cv2.GC_BGD).astype(np.uint8)
             labels[foreground] = cv2.GC_PR_FGD
@@ -82,8 +92,32 @@ class ForegroundSegmenter:
         elif self.p["refine"] == "close" and foreground.any():
             kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
             foreground = cv2.morphologyEx(foreground.astype(np.uint8), cv2.MORPH_CLOSE, kernel).astype(bool) & inside
-        mask[Y1:Y2, X1:X2] = self.main_parts(binary_fill_holes(foreground))
+        foreground = self.main_parts(binary_fill_holes(foreground))
+        if self.p["dilate"] > 0:  # background subtraction misses an object's soft, low-contrast rim
+            size = 2 * round(self.p["dilate"] * height / 240.0) + 1
+            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+            foreground = cv2.dilate(foreground.astype(np.uint8), kernel).astype(bool) & inside
+        mask[Y1:Y2, X1:X2] = foreground
         return mask
+
+    def moving_with_object(self, context: FrameContext, foreground: np.ndarray, window: tuple) -> np.ndarray:
+        """Keep the foreground pixels that move like the object's fastest part.
+
+        A fast object whose blob merged with slower bystanders (a cyclist passing walkers) keeps
+        only its own pixels: those whose optical flow is within ``motion_tolerance`` (relative) of
+        the velocity of the fastest quarter of the blob. Slow objects are left as they are.
+        """
+        flow = dense_flow(context, self.p["flow_preset"])
+        if flow is None or foreground.sum() < 8:
+            return foreground
+        vectors = flow[window][foreground]
+        speed = np.linalg.norm(vectors, axis=1)
+        reference = np.median(vectors[speed >= np.percentile(speed, 75)], axis=0)
+        reference_speed = float(np.linalg.norm(reference))
+        if reference_speed < self.p["min_speed"]:
+            return foreground
+        distance = np.linalg.norm(flow[window] - reference, axis=2)
+        return foreground & (distance <= self.p["motion_tolerance"] * reference_speed)
 
     def main_parts(self, foreground: np.ndarray) -> np.ndarray:
         """[h, w] bool -> the largest connected part and those at least ``min_part_ratio`` of its size:

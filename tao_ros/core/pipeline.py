@@ -73,6 +73,7 @@ class AnomalyPipeline:
         self.score_history = TrackHistory(config.score_window)
         self.prompts = PromptScheduler(config.prompt_interval)
         self.instance_numbers = InstanceNumbers()
+        self.last_scores: dict[int, float] = {}  # object id -> its latest score, bounded
         self.timings: dict[str, float] = {}  # seconds spent per stage on the last frame
         self.fitted = False
         self.reset()
@@ -87,6 +88,7 @@ class AnomalyPipeline:
         self.score_history.reset()
         self.prompts.reset()
         self.instance_numbers.reset()
+        self.last_scores.clear()
 
     def _context(self, frame: StreamFrame) -> FrameContext:
         import cv2
@@ -150,6 +152,11 @@ class AnomalyPipeline:
             feature_scores[name] = scores
         total = combine(feature_scores, len(detections))
         scores = self.score_history.smooth(detections.ids, total[:, None])[:, 0]
+        for object_id, score in zip(detections.ids.tolist(), scores.tolist()):
+            self.last_scores.pop(object_id, None)
+            self.last_scores[object_id] = score  # most recently seen last, so the oldest go first
+        while len(self.last_scores) > 4096:
+            self.last_scores.pop(next(iter(self.last_scores)))
         anomalous = scores >= self.config.threshold
         merged, merged_scores = self._merge(detections[anomalous], scores[anomalous])
         prompts = self.prompts.update(context.frame_index, merged, merged_scores)
@@ -165,6 +172,8 @@ class AnomalyPipeline:
                 logits = {}
             result.instance_mask, result.instance_ids, result.instance_object_ids = compose_instances(
                 context.gray.shape, logits, self.instance_numbers)
+            # an object the segmenter still follows while the detector lost it keeps its last score
+            result.instance_scores = np.array([self.last_scores.get(o, np.nan) for o in result.instance_object_ids])
         self.timings["segment"] = time.perf_counter() - segmenting
         return result
 

@@ -14,22 +14,14 @@ OBJECTS_HEADER = ["frame", "object_id", "x1", "y1", "x2", "y2", "score"]
 
 
 def segmented_rows(result: FrameResult) -> list[list]:
-    """Rows for objects the segmenter tracks: boxes derived from their masks; the score is the
-    object's own (merged box with its id, else its detection), else the frame's best anomalous score."""
+    """Rows for objects the segmenter tracks: boxes derived from their masks, their objects' scores."""
     rows = []
     if result.instance_mask is None:
         return rows
-    best = float(result.merged_scores.max()) if len(result.merged_scores) else float(result.scores.max(initial=0.0))
-    for instance_id, object_id in zip(result.instance_ids, result.instance_object_ids):
+    for instance_id, score in zip(result.instance_ids, result.instance_scores):
         box = mask_to_box(result.instance_mask == instance_id)
-        if box is None:
+        if box is None or not np.isfinite(score):
             continue
-        score = best
-        for ids, scores in ((result.merged.ids, result.merged_scores), (result.detections.ids, result.scores)):
-            same = np.flatnonzero(ids == object_id)
-            if len(same):
-                score = float(scores[same[0]])
-                break
         # written under the instance id, the value its pixels have in masks/ (equal to the object
         # id unless that does not fit 16 bits)
         rows.append([result.frame_index, int(instance_id), *(int(v) for v in box), f"{score:.6g}"])

@@ -305,16 +305,16 @@ def anomalous_objects(result: FrameResult) -> tuple[np.ndarray, np.ndarray, list
     pipeline segments (boxes derived from masks), else the merged anomalous boxes."""
     if result.instance_mask is None:
         return result.merged.xyxy, result.merged.ids, list(result.merged.labels), result.merged_scores
+    labels_by_id = dict(zip(result.detections.ids.tolist(), result.detections.labels.tolist()))
     boxes, ids, labels, scores = [], [], [], []
-    for instance_id, object_id in zip(result.instance_ids, result.instance_object_ids):
+    for instance_id, object_id, score in zip(result.instance_ids, result.instance_object_ids, result.instance_scores):
         box = mask_to_box(result.instance_mask == instance_id)
         if box is None:
             continue
-        same = np.flatnonzero(result.merged.ids == object_id)
         boxes.append(box)
         ids.append(object_id)
-        labels.append(str(result.merged.labels[same[0]]) if len(same) else "object")
-        scores.append(float(result.merged_scores[same[0]]) if len(same) else float(result.merged_scores.max(initial=0)))
+        labels.append(labels_by_id.get(int(object_id), "object"))
+        scores.append(float(score))
     return np.array(boxes).reshape(-1, 4), np.array(ids, dtype=np.int64), labels, np.array(scores)
 
 
