@@ -1,5 +1,6 @@
-"""Weight-free segmenter: the prompted object's foreground pixels inside its box, refined by
-morphology or GrabCut, carried from frame to frame with the detector's track ids."""
+"""Weight-free segmenter: the prompted object's pixels inside its box (background subtraction and
+optical flow), refined by morphology or GrabCut, carried from frame to frame with the detector's
+track ids."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from tao_ros.types import Detections, FrameContext, Prompt
 
 
 class ForegroundSegmenter:
-    """Object masks from the motion foreground inside each tracked box (closing + hole filling, or GrabCut).
+    """Object masks from the motion foreground inside each tracked box: the pixels that move with the
+    object (optical flow), closed and hole-filled (or GrabCut), without bystanders.
 
     Between prompts an object's box follows the anomalous detection with the same id; an object
     that is not anomalous (or whose mask stays empty) for ``patience`` frames is dropped.
@@ -28,12 +30,14 @@ class ForegroundSegmenter:
         "iterations": Param(2, "GrabCut iterations per object and frame.", minimum=1),
         "margin": Param(0.15, "Background margin around the box given to GrabCut, as a fraction of box size.",
                         minimum=0.0),
-        "motion_tolerance": Param(0.35, "Pixels whose optical flow differs from the object's by more than this "
+        "motion_tolerance": Param(0.3, "Pixels whose optical flow differs from the object's by more than this "
                                        "fraction of its speed are left out (0 = off).", minimum=0.0),
+        "fill_moving": Param(True, "Add pixels within the object's extent that move like it although background "
+                                   "subtraction missed them."),
         "min_speed": Param(1.0, "Objects slower than this (pixels per frame) are not split by motion.", minimum=0.0),
         "flow_preset": Param("medium", "DIS optical flow preset (shared with the speed feature when equal).",
                              choices=("ultrafast", "fast", "medium")),
-        "dilate": Param(2.0, "Pixels (at 240 rows, scaled with image height) the final mask is grown by.",
+        "dilate": Param(0.0, "Pixels (at 240 rows, scaled with image height) the final mask is grown by.",
                         minimum=0.0),
         "min_part_ratio": Param(0.4, "Foreground parts smaller than this fraction of the object's largest part "
                                      "are left out (bystanders inside its box).", minimum=0.0),
@@ -101,11 +105,13 @@ class ForegroundSegmenter:
         return mask
 
     def moving_with_object(self, context: FrameContext, foreground: np.ndarray, window: tuple) -> np.ndarray:
-        """Keep the foreground pixels that move like the object's fastest part.
+        """The pixels that move like the object's fastest part.
 
         A fast object whose blob merged with slower bystanders (a cyclist passing walkers) keeps
         only its own pixels: those whose optical flow is within ``motion_tolerance`` (relative) of
-        the velocity of the fastest quarter of the blob. Slow objects are left as they are.
+        the velocity of the fastest quarter of the blob. With ``fill_moving``, pixels within the
+        blob's extent that move alike are added even where background subtraction missed them
+        (uniform surfaces fade into a background model). Slow objects are left as they are.
         """
         flow = dense_flow(context, self.p["flow_preset"])
         if flow is None or foreground.sum() < 8:
@@ -116,8 +122,13 @@ class ForegroundSegmenter:
         reference_speed = float(np.linalg.norm(reference))
         if reference_speed < self.p["min_speed"]:
             return foreground
-        distance = np.linalg.norm(flow[window] - reference, axis=2)
-        return foreground & (distance <= self.p["motion_tolerance"] * reference_speed)
+        moving_alike = np.linalg.norm(flow[window] - reference, axis=2) <= self.p["motion_tolerance"] * reference_speed
+        if not self.p["fill_moving"]:
+            return foreground & moving_alike
+        rows, cols = np.nonzero(foreground)
+        extent = np.zeros_like(foreground)
+        extent[rows.min():rows.max() + 1, cols.min():cols.max() + 1] = True
+        return moving_alike & extent
 
     def main_parts(self, foreground: np.ndarray) -> np.ndarray:
         """[h, w] bool -> the largest connected part and those at least ``min_part_ratio`` of its size:
