@@ -44,7 +44,7 @@ class TrackAveragedFeature:
 
     def __init__(self, **params):
         self.p = params
-        self.history = TrackHistory(params["window"])
+        self.history = TrackHistory(params["window"], min_samples=params["min_samples"])
 
     def reset(self) -> None:
         self.history.reset()
@@ -60,12 +60,14 @@ class SpeedFeature(TrackAveragedFeature):
     name = "speed"
     columns = ("speed",)
     params = {
-        "window": Param(4, "Frames over which the speed is averaged along the object's track.", minimum=1),
+        "window": Param(6, "Frames over which the speed is averaged along the object's track.", minimum=1),
         "preset": Param("medium", "DIS optical flow preset (medium: flow bleeds less from fast objects onto "
                                    "their neighbours than fast).", choices=("ultrafast", "fast", "medium")),
         "min_pixels": Param(12, "Fewer foreground pixels than this in the box: use the whole box.", minimum=1),
         "part_size": Param(0.05, "Window over which flow is averaged, as a fraction of image height.",
                            minimum=0.0),
+        "min_samples": Param(4, "The speed is unknown until the track has this many measurements: a single "
+                                "frame's flow of a new blob is noisy.", minimum=1),
         "perspective": Param("none", "'none': speed in pixels per frame; 'depth': times the object's depth, so "
                                      "that far and near objects compare (for cameras with strong perspective).",
                              choices=("none", "depth")),
@@ -121,6 +123,7 @@ class DepthFeature(TrackAveragedFeature):
     columns = ("log_height", "log_width", "depth")
     params = {
         "window": Param(8, "Frames over which the size is averaged along the object's track.", minimum=1),
+        "min_samples": Param(1, "The size is unknown until the track has this many measurements.", minimum=1),
     }
 
     def extract(self, context: FrameContext, detections: Detections, depth: np.ndarray) -> np.ndarray:

@@ -8,10 +8,12 @@ import numpy as np
 
 
 class TrackHistory:
-    """Last ``window`` values of each track id, to average a per-object measurement along its track."""
+    """Last ``window`` values of each track id, to average a per-object measurement along its track.
+    The average is NaN (unknown) until a track has ``min_samples`` values."""
 
-    def __init__(self, window: int, max_tracks: int = 4096):
+    def __init__(self, window: int, max_tracks: int = 4096, min_samples: int = 1):
         self.window = window
+        self.min_samples = min_samples
         self.max_tracks = max_tracks
         self.values: dict[int, deque] = {}
 
@@ -28,8 +30,7 @@ class TrackHistory:
             if np.all(np.isfinite(values[i])):
                 history.append(values[i])
             self.values[int(track_id)] = history  # re-insert: dict order = least recently seen first
-            if history:
-                out[i] = np.mean(history, axis=0)
+            out[i] = np.mean(history, axis=0) if len(history) >= self.min_samples else np.nan
         while len(self.values) > self.max_tracks:  # bounded memory on endless streams
             self.values.pop(next(iter(self.values)))
         return out
