@@ -30,6 +30,26 @@ class BoxTracker:
         self.missed = np.zeros(0, dtype=np.int64)
         self.next_id = 1
 
+    def _match_by_distance(self, xyxy, predicted, rows, cols):
+        """Second pass for boxes IoU could not match: a fast object's boxes in consecutive frames may
+        not overlap at all. Matches by centre distance (within one box diagonal) between boxes of
+        similar size."""
+        free_rows = np.setdiff1d(np.arange(len(xyxy)), rows)
+        free_cols = np.setdiff1d(np.arange(len(predicted)), cols)
+        if not len(free_rows) or not len(free_cols):
+            return rows, cols
+        a, b = xyxy[free_rows], predicted[free_cols]
+        centre_a, centre_b = (a[:, :2] + a[:, 2:]) / 2, (b[:, :2] + b[:, 2:]) / 2
+        diagonal = np.hypot(*(a[:, 2:] - a[:, :2]).T)[:, None] / 2 + np.hypot(*(b[:, 2:] - b[:, :2]).T)[None, :] / 2
+        distance = np.linalg.norm(centre_a[:, None] - centre_b[None], axis=2) / np.maximum(diagonal, 1e-9)
+        area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)[:, None]
+        area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)[None, :]
+        similar = (area_a < 2 * area_b) & (area_b < 2 * area_a)
+        cost = np.where(similar & (distance <= 1.0), distance, 1e6)
+        r, c = linear_sum_assignment(cost)
+        ok = cost[r, c] < 1e6
+        return np.concatenate([rows, free_rows[r[ok]]]), np.concatenate([cols, free_cols[c[ok]]])
+
     def update(self, xyxy: np.ndarray) -> np.ndarray:
         """[N, 4] boxes of this frame -> [N] int64 track ids (new ids for unmatched boxes)."""
         predicted = self.boxes + self.velocity
@@ -37,6 +57,7 @@ class BoxTracker:
         rows, cols = linear_sum_assignment(-iou) if iou.size else (np.zeros(0, int), np.zeros(0, int))
         keep = iou[rows, cols] >= self.match_iou
         rows, cols = rows[keep], cols[keep]
+        rows, cols = self._match_by_distance(xyxy, predicted, rows, cols)
         ids = np.empty(len(xyxy), dtype=np.int64)
         ids[rows] = self.ids[cols]
         new = np.setdiff1d(np.arange(len(xyxy)), rows)
