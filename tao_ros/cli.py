@@ -133,7 +133,7 @@ def cmd_demo(args) -> int:
 
     import cv2
 
-    from tao_ros.eval.synth import synthesize
+    from tao_ros.eval.synth import DEPTH_TOPIC, synthesize
     from tao_ros.io.overlay import draw_overlay
     from tao_ros.io.sources import open_clips
 
@@ -143,9 +143,12 @@ def cmd_demo(args) -> int:
     print(f"[1/4] synthesizing scenes in {output / 'data'}")
     normal, test = synthesize(output / "data", seed=args.seed, train_frames=args.train_frames,
                               test_frames=args.test_frames)
-    pipeline = _pipeline(args)
+    # The scenes carry an aligned depth topic, as an RGB-D camera would: measured depth puts
+    # speeds of near and far objects on one scale. With --config, that file decides.
+    rgbd = {} if args.config else {"depth_source": "depth_image", "speed": {"perspective": "depth"}}
+    pipeline = _pipeline(args, **rgbd)
     print("[2/4] fitting the density models on the normal scene")
-    pipeline.fit([(clip.name, clip.frames) for clip in open_clips(normal)],
+    pipeline.fit([(clip.name, clip.frames) for clip in open_clips(normal, depth_topic=DEPTH_TOPIC)],
                  progress=lambda it, desc="": progress(it, desc))
     pipeline.save(output / "model.npz")
     print("[3/4] running on the test scene")
@@ -159,7 +162,7 @@ def cmd_demo(args) -> int:
             writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, canvas.shape[1::-1])
         writer.write(canvas)
 
-    run_clips(pipeline, open_clips(test), output / "run", on_result=draw)
+    run_clips(pipeline, open_clips(test, depth_topic=DEPTH_TOPIC), output / "run", on_result=draw)
     if writer is not None:
         writer.release()
     print("[4/4] evaluating against the exact ground truth")
