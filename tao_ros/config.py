@@ -36,7 +36,8 @@ OPTIONS: dict[str, Param] = {
     "segmenter": Param("foreground", "Segmenter plugin ('foreground': weight-free; 'sam2': SAM2 with a "
                                      "checkpoint), or 'none' for boxes only."),
     "model_path": Param("", "Fitted model file (from 'tao-ros fit'); '' = none yet."),
-    "device": Param("cpu", "Device for neural plugins: 'cpu' or 'cuda'/'cuda:N'."),
+    "device": Param("cpu", "Device of neural plugins (those with a 'device' parameter not set for them): "
+                           "'cpu' or 'cuda'/'cuda:N'."),
     "fit_chunk_frames": Param(50, "When fitting on a single clip, held-out training scores leave out chunks "
                                   "of this many frames (several clips: whole clips).", minimum=1),
     # --- ROS 2 node only (the CLI ignores these) ---

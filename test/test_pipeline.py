@@ -10,6 +10,7 @@ from tao_ros.core.geometry import iou_matrix, mask_to_box
 from tao_ros.core.pipeline import StreamFrame
 from tao_ros.core.prompts import PromptScheduler
 from tao_ros.errors import InputError, ModelFileError
+from tao_ros.hookspecs import Param, hookimpl
 from tao_ros.types import Detections
 
 
@@ -95,3 +96,38 @@ def test_detections_validate_their_columns():
         Detections(np.array([[0, 0, 1, 1]]), ids=[1, 2])
     empty = Detections.empty()
     assert len(empty) == 0 and empty[np.zeros(0, bool)].xyxy.shape == (0, 4)
+
+
+class DeviceDetector:
+    """Records the device it was given."""
+
+    name = "device_detector"
+    params = {"device": Param("cpu", "device")}
+
+    def __init__(self, device):
+        self.device = device
+
+    def detect(self, context):
+        return Detections.empty()
+
+    def reset(self):
+        pass
+
+
+class DevicePlugin:
+    @hookimpl
+    def tao_ros_add_detectors(self):
+        return [DeviceDetector]
+
+
+def test_pipeline_device_reaches_plugins_unless_set_for_them():
+    from tao_ros.config import load_config
+    from tao_ros.core.pipeline import AnomalyPipeline
+    from tao_ros.plugins import PluginRegistry
+
+    registry = PluginRegistry.discover(extra_plugins=(DevicePlugin(),))
+    inherited = AnomalyPipeline(load_config(overrides={"device": "cuda:1", "detector": "device_detector"}), registry)
+    assert inherited.detector.plugin.device == "cuda:1"
+    own = AnomalyPipeline(load_config(overrides={"device": "cuda:1", "detector": "device_detector",
+                                                 "device_detector": {"device": "cpu"}}), registry)
+    assert own.detector.plugin.device == "cpu"

@@ -58,18 +58,15 @@ class AnomalyPipeline:
     def __init__(self, config: Config, registry: PluginRegistry | None = None):
         self.config = config
         self.registry = registry or PluginRegistry.discover()
-        create = self.registry.create
-        self.detector = GuardedPlugin("detector", create("detector", config.detector, config.params_for(config.detector)))
-        self.depth = GuardedPlugin("depth", create("depth", config.depth_source, config.params_for(config.depth_source)))
-        self.features = {name: GuardedPlugin("feature", create("feature", name, config.params_for(name)))
-                         for name in config.features}
-        self.scorers = {name: create("scorer", config.scorer, config.params_for(config.scorer))
-                        for name in config.features}
+        create = self._create
+        self.detector = GuardedPlugin("detector", create("detector", config.detector))
+        self.depth = GuardedPlugin("depth", create("depth", config.depth_source))
+        self.features = {name: GuardedPlugin("feature", create("feature", name)) for name in config.features}
+        self.scorers = {name: create("scorer", config.scorer) for name in config.features}
         self.standardizers: dict[str, Standardizer] = {}
         self.segmenter = None
         if config.segmenter != "none":
-            segmenter = create("segmenter", config.segmenter, config.params_for(config.segmenter))
-            self.segmenter = GuardedPlugin("segmenter", segmenter)
+            self.segmenter = GuardedPlugin("segmenter", create("segmenter", config.segmenter))
         self.score_history = TrackHistory(config.score_window)
         self.prompts = PromptScheduler(config.prompt_interval)
         self.instance_numbers = InstanceNumbers()
@@ -77,6 +74,14 @@ class AnomalyPipeline:
         self.timings: dict[str, float] = {}  # seconds spent per stage on the last frame
         self.fitted = False
         self.reset()
+
+    def _create(self, kind: str, name: str):
+        """Instantiate a plugin with its configured parameters; plugins with a ``device`` parameter
+        not set for them get the pipeline's ``device``."""
+        params = self.config.params_for(name)
+        if "device" in self.registry.info(kind, name).cls.params:
+            params.setdefault("device", self.config.device)
+        return self.registry.create(kind, name, params)
 
     # ------------------------------------------------------------------ stream state
     def reset(self) -> None:
