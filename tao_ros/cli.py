@@ -96,7 +96,7 @@ def cmd_run(args) -> int:
     print(f"wrote {len(folders)} clip folder(s) under {args.output}")
     if args.eval:
         return evaluate_and_report(args.output, args.eval, args.gt_format, args.report or Path(args.output) / "report",
-                                   pipeline.config.threshold)
+                                   pipeline.threshold)
     return 0
 
 
@@ -114,7 +114,7 @@ def evaluate_and_report(pred_dir, gt, gt_format, report_dir, threshold) -> int:
 def cmd_eval(args) -> int:
     from tao_ros.config import load_config
 
-    threshold = load_config(args.config).threshold
+    threshold = args.threshold if args.threshold is not None else load_config(args.config).threshold
     return evaluate_and_report(args.pred_dir, args.gt, args.gt_format, args.output, threshold)
 
 
@@ -166,7 +166,7 @@ def cmd_demo(args) -> int:
     if writer is not None:
         writer.release()
     print("[4/4] evaluating against the exact ground truth")
-    code = evaluate_and_report(output / "run", test, "bag", output / "report", pipeline.config.threshold)
+    code = evaluate_and_report(output / "run", test, "bag", output / "report", pipeline.threshold)
     print(f"overlay video: {video}")
     return code
 
@@ -240,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
                             help="ground truth format (guessed from the files when omitted)")
     evaluation.add_argument("--output", "-o", required=True, type=Path, metavar="REPORT_DIR",
                             help="folder for metrics.json and the plots")
+    evaluation.add_argument("--threshold", type=float, default=None,
+                            help="operating threshold for the binary mask and at-threshold rates (default: "
+                                 "threshold of the config)")
 
     synth = add("synth", cmd_synth, "write synthetic rosbag2 scenes with exact ground truth")
     synth.add_argument("--output", "-o", required=True, type=Path, metavar="DIR",

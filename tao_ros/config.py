@@ -26,7 +26,11 @@ OPTIONS: dict[str, Param] = {
     "standardization": Param("zscore", "How each feature's score is scaled by the training scores: 'zscore' "
                                        "(mean/std) or 'minmax' (min to 99.9th percentile).",
                              choices=("zscore", "minmax")),
-    "threshold": Param(1.5, "Objects whose summed standardized score reaches this are anomalous."),
+    "threshold": Param(1.5, "Objects whose summed standardized score reaches this are anomalous (when "
+                            "threshold_quantile is 0)."),
+    "threshold_quantile": Param(0.99, "If > 0, the threshold is this quantile of the normal training objects' "
+                                     "held-out summed scores (e.g. 0.99: about 1% of normal objects flagged), "
+                                     "instead of 'threshold'.", minimum=0.0),
     "score_window": Param(1, "Frames over which an object's score is averaged along its track (1 = no "
                              "smoothing).", minimum=1),
     "merge_iou": Param(0.3, "Anomalous boxes of one frame overlapping with IoU above this are merged.",

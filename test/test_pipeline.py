@@ -54,7 +54,7 @@ def test_results_are_consistent_and_anomalous_boxes_are_merged(fitted_pipeline):
         result = fitted_pipeline.process(StreamFrame(image))
         n = len(result.detections)
         assert result.scores.shape == (n,) and result.anomalous.shape == (n,)
-        np.testing.assert_array_equal(result.anomalous, result.scores >= fitted_pipeline.config.threshold)
+        np.testing.assert_array_equal(result.anomalous, result.scores >= fitted_pipeline.threshold)
         iou = iou_matrix(result.merged.xyxy, result.merged.xyxy)
         np.fill_diagonal(iou, 0)
         assert not (iou > 0.3).any()
@@ -131,3 +131,18 @@ def test_pipeline_device_reaches_plugins_unless_set_for_them():
     own = AnomalyPipeline(load_config(overrides={"device": "cuda:1", "detector": "device_detector",
                                                  "device_detector": {"device": "cpu"}}), registry)
     assert own.detector.plugin.device == "cpu"
+
+
+def test_threshold_quantile_flags_that_share_of_normal_objects(fitted_pipeline):
+    from tao_ros.core.pipeline import TOTAL_QUANTILES
+
+    totals = fitted_pipeline.training_totals
+    assert totals.shape == TOTAL_QUANTILES.shape and np.all(np.diff(totals) >= 0)
+    config = fitted_pipeline.config
+    try:
+        config.options["threshold_quantile"] = 0.99
+        assert fitted_pipeline.threshold == pytest.approx(totals[TOTAL_QUANTILES.tolist().index(0.99)])
+        config.options["threshold_quantile"] = 0.0
+        assert fitted_pipeline.threshold == config.threshold
+    finally:
+        config.options["threshold_quantile"] = 0.99

@@ -27,6 +27,9 @@ from tao_ros.types import Detections, FrameContext, FrameResult
 
 log = logging.getLogger(__name__)
 
+TOTAL_QUANTILES = np.concatenate([np.linspace(0.0, 0.99, 100), [0.995, 0.998, 0.999, 1.0]])
+"""Quantile levels of the normal objects' held-out summed scores kept in the model file."""
+
 
 @dataclass
 class StreamFrame:
@@ -64,6 +67,7 @@ class AnomalyPipeline:
         self.features = {name: GuardedPlugin("feature", create("feature", name)) for name in config.features}
         self.scorers = {name: create("scorer", config.scorer) for name in config.features}
         self.standardizers: dict[str, Standardizer] = {}
+        self.training_totals: np.ndarray | None = None
         self.segmenter = None
         if config.segmenter != "none":
             self.segmenter = GuardedPlugin("segmenter", create("segmenter", config.segmenter))
@@ -162,7 +166,7 @@ class AnomalyPipeline:
             self.last_scores[object_id] = score  # most recently seen last, so the oldest go first
         while len(self.last_scores) > 4096:
             self.last_scores.pop(next(iter(self.last_scores)))
-        anomalous = scores >= self.config.threshold
+        anomalous = scores >= self.threshold
         merged, merged_scores = self._merge(detections[anomalous], scores[anomalous])
         prompts = self.prompts.update(context.frame_index, merged, merged_scores)
         result = FrameResult(context.frame_index, detections, scores, feature_scores, anomalous, merged,
@@ -181,6 +185,15 @@ class AnomalyPipeline:
             result.instance_scores = np.array([self.last_scores.get(o, np.nan) for o in result.instance_object_ids])
         self.timings["segment"] = time.perf_counter() - segmenting
         return result
+
+    @property
+    def threshold(self) -> float:
+        """The score at which an object is anomalous: ``threshold``, or with ``threshold_quantile``
+        set, that quantile of the normal objects' held-out summed scores (a false-alarm rate)."""
+        quantile = self.config.threshold_quantile
+        if quantile <= 0 or self.training_totals is None:
+            return self.config.threshold
+        return float(np.interp(quantile, TOTAL_QUANTILES, self.training_totals))
 
     def _merge(self, boxes: Detections, scores: np.ndarray) -> tuple[Detections, np.ndarray]:
         """Merge overlapping anomalous boxes; a merged box keeps the id and label of its top-scoring member."""
@@ -210,29 +223,34 @@ class AnomalyPipeline:
         if shape is None:
             raise InputError("no frames in the normal data: check the fit sources")
         self.depth.plugin.fit(all_detections, shape)  # unguarded: a failed fit must stop 'fit'
-        samples = {name: [] for name in self.features}
-        groups = {name: [] for name in self.features}
+        rows = {name: [] for name in self.features}  # every object's vector, NaN where unknown
+        groups = []
         for clip_index, (name, frames) in enumerate(clips):
             self.reset()
             for frame in progress(frames(), desc=f"features {name}"):
-                context, _, features = self.describe(frame)
+                context, detections, features = self.describe(frame)
                 # Held-out training scores leave out whole clips. With one clip, contiguous
                 # chunks of it stand in for clips: leaving out single samples would still let
                 # the same object's neighbouring frames match it and make normal look too tight.
                 group = clip_index if len(clips) > 1 else context.frame_index // self.config.fit_chunk_frames
+                groups.append(np.full(len(detections), group))
                 for feature, values in features.items():
-                    known = values[np.all(np.isfinite(values), axis=1)]
-                    samples[feature].append(known)
-                    groups[feature].append(np.full(len(known), group))
-        summary = {}
+                    rows[feature].append(values)
+        group = np.concatenate(groups)
+        keep = np.arange(len(group))
+        if len(group) > self.config.max_training_samples:
+            keep = np.linspace(0, len(group) - 1, self.config.max_training_samples).astype(int)
+        summary, standardized = {}, {}
         for feature in self.features:
-            values, group = np.concatenate(samples[feature]), np.concatenate(groups[feature])
-            if len(values) > self.config.max_training_samples:
-                keep = np.linspace(0, len(values) - 1, self.config.max_training_samples).astype(int)
-                values, group = values[keep], group[keep]
-            training_scores = self.scorers[feature].fit(values, group)
+            values = np.concatenate(rows[feature])[keep]
+            known = np.all(np.isfinite(values), axis=1)
+            training_scores = self.scorers[feature].fit(values[known], group[keep][known])
             self.standardizers[feature] = Standardizer.fit(training_scores)
-            summary[feature] = len(values)
+            standardized[feature] = np.full(len(keep), np.nan)
+            standardized[feature][known] = self.standardizers[feature](training_scores, self.config.standardization)
+            summary[feature] = int(known.sum())
+        # quantiles of the normal objects' held-out summed scores, for thresholds set as a false-alarm rate
+        self.training_totals = np.quantile(combine(standardized, len(keep)), TOTAL_QUANTILES)
         self.fitted = True
         self.reset()
         return summary
@@ -250,6 +268,7 @@ class AnomalyPipeline:
         for name in self.features:
             arrays.update({f"scorer/{name}/{k}": v for k, v in self.scorers[name].state().items()})
             arrays[f"standardizer/{name}"] = self.standardizers[name].stats
+        arrays["training_totals"] = self.training_totals
         save_model(path, arrays, {"tao_ros_version": __version__, "layout": self._layout(),
                                   "detector": self.config.detector})
 
@@ -275,4 +294,5 @@ class AnomalyPipeline:
         for name in self.features:
             self.scorers[name].load_state(section(f"scorer/{name}/"))
             self.standardizers[name] = Standardizer(arrays[f"standardizer/{name}"])
+        self.training_totals = arrays.get("training_totals")
         self.fitted = True

@@ -26,7 +26,7 @@ from tao_ros.types import FrameResult
 
 log = logging.getLogger(__name__)
 
-RUNTIME_PARAMETERS = ("threshold", "prompt_interval")
+RUNTIME_PARAMETERS = ("threshold", "threshold_quantile", "prompt_interval")
 """Parameters that may change while the node runs; the others need a restart (reconfigure)."""
 
 DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
