@@ -41,7 +41,8 @@ def main() -> None:
     from tao_ros.io.messages import MessageTypes
     from tao_ros.ros.engine import AnomalyEngine
     from tao_ros.ros.msgdefs import typestore
-    from tao_ros.ros.replay import paired_frames
+    from tao_ros.io.sources import paired_messages
+    from tao_ros.ros.engine import InputFrame
 
     scale = args.width / 360
     camera = Camera(args.width, args.height, focal=260 * scale, horizon_row=50 * args.height / 240)
@@ -59,9 +60,9 @@ def main() -> None:
         latencies, memory = [], {}
         begin = time.perf_counter()
         with AnyReader([work / "long"]) as reader:
-            for index, (_, frame) in enumerate(paired_frames(reader, "/camera/image_raw", None), start=1):
+            for index, (_, image_msg, _, _) in enumerate(paired_messages(reader, "/camera/image_raw", None), 1):
                 start = time.perf_counter()
-                outputs = engine.process(frame)
+                outputs = engine.process(InputFrame(image_msg))
                 engine.messages(outputs, types)
                 latencies.append(time.perf_counter() - start)
                 if index in (200, args.frames):

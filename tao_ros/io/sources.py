@@ -6,11 +6,11 @@ clip can be read twice without holding it in memory).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from tao_ros.core.pipeline import StreamFrame
 from tao_ros.errors import InputError
@@ -38,7 +38,7 @@ class Clip:
             return _folder_frames(self.path)
         if self.kind == "video":
             return _video_frames(self.path)
-        return (frame for _, frame in bag_frames(self.path, self.image_topic, self.depth_topic))
+        return bag_frames(self.path, self.image_topic, self.depth_topic)
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -121,33 +121,46 @@ def find_topics(path: Path, image_topic: str | None, depth_topic: str | None) ->
         return image_topic, depth_topic, topics[image_topic].msgcount
 
 
-def bag_frames(path: Path, image_topic: str, depth_topic: str | None = None,
-               on_error=None) -> Iterator[tuple[tuple[int, str], StreamFrame]]:
-    """Frames of a bag's camera topic -> ((stamp_ns, frame_id), frame), with the latest depth image
-    whose stamp equals the frame's (aligned depth is published with the camera's stamp).
+def paired_messages(reader, image_topic: str, depth_topic: str | None, max_pending: int = 64
+                    ) -> Iterator[tuple[int, object, object | None, bool]]:
+    """(log time, image message, depth message or None, compressed?) per camera message of an open
+    ``rosbags`` reader, paired with the depth message of the same stamp (aligned depth is published
+    with the camera's stamp). An image waits, boundedly, for its depth in either log order; one
+    whose depth never comes is given without it."""
+    from tao_ros.io.messages import header_stamp_ns
 
-    A message that does not convert raises InputError, or is passed to ``on_error(exc)`` and skipped.
-    """
+    connections = [c for c in reader.connections if c.topic in {image_topic, depth_topic}]
+    pending: OrderedDict[int, tuple[int, object, bool]] = OrderedDict()  # stamp -> (log time, msg, compressed)
+    depths: OrderedDict[int, object] = OrderedDict()
+    newest_depth = -1
+    for connection, log_time, raw in reader.messages(connections=connections):
+        msg = reader.deserialize(raw, connection.msgtype)
+        stamp = header_stamp_ns(msg.header)
+        if connection.topic == depth_topic:
+            depths[stamp] = msg
+            newest_depth = max(newest_depth, stamp)
+            while len(depths) > max_pending:
+                depths.popitem(last=False)
+        else:
+            pending[stamp] = (log_time, msg, connection.msgtype.endswith("CompressedImage"))
+        while pending:
+            first = next(iter(pending))
+            if depth_topic is not None and first not in depths and newest_depth <= first and len(pending) <= max_pending:
+                break
+            log_time, image_msg, compressed = pending.pop(first)
+            yield log_time, image_msg, depths.pop(first, None), compressed
+    for log_time, image_msg, compressed in pending.values():
+        yield log_time, image_msg, None, compressed
+
+
+def bag_frames(path: Path, image_topic: str, depth_topic: str | None = None) -> Iterator[StreamFrame]:
+    """Frames of a bag's camera topic, with their depth images; InputError on a message that does
+    not convert."""
     from rosbags.highlevel import AnyReader
 
     from tao_ros.io.messages import compressed_to_bgr, image_to_bgr, image_to_numpy
 
     with AnyReader([path]) as reader:
-        wanted = [c for c in reader.connections if c.topic in {image_topic, depth_topic}]
-        depth_by_stamp: dict[int, np.ndarray] = {}
-        for connection, _, raw in reader.messages(connections=wanted):
-            try:
-                msg = reader.deserialize(raw, connection.msgtype)
-                stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-                if connection.topic == depth_topic:
-                    depth_by_stamp[stamp] = image_to_numpy(msg)
-                    while len(depth_by_stamp) > 32:  # bounded: unmatched depth images age out
-                        depth_by_stamp.pop(next(iter(depth_by_stamp)))
-                    continue
-                image = compressed_to_bgr(msg) if connection.msgtype.endswith("CompressedImage") else image_to_bgr(msg)
-            except InputError as exc:
-                if on_error is None:
-                    raise
-                on_error(exc)
-                continue
-            yield (stamp, msg.header.frame_id), StreamFrame(image, depth_by_stamp.pop(stamp, None))
+        for _, image_msg, depth_msg, compressed in paired_messages(reader, image_topic, depth_topic):
+            image = compressed_to_bgr(image_msg) if compressed else image_to_bgr(image_msg)
+            yield StreamFrame(image, None if depth_msg is None else image_to_numpy(depth_msg))

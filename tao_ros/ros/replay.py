@@ -7,13 +7,11 @@ types a ROS 2 install can play (vision_msgs definitions are registered with the 
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Iterator
 from pathlib import Path
 
 from tao_ros.errors import InputError
-from tao_ros.io.sources import find_topics
-from tao_ros.io.messages import MessageTypes, header_stamp_ns
+from tao_ros.io.messages import MessageTypes
+from tao_ros.io.sources import find_topics, paired_messages
 from tao_ros.ros.engine import AnomalyEngine, InputFrame
 from tao_ros.ros.msgdefs import typestore
 
@@ -23,36 +21,6 @@ OUTPUT_TYPES = {
     "anomaly_mask": "sensor_msgs/msg/Image",
     "overlay": "sensor_msgs/msg/Image",
 }
-
-
-def paired_frames(reader, image_topic: str, depth_topic: str | None, max_pending: int = 64
-                  ) -> Iterator[tuple[int, InputFrame]]:
-    """(log time, InputFrame) per camera message, with the depth message of the same stamp when a
-    depth topic is given. An image waits (boundedly) for its depth; one whose depth never comes is
-    processed without it."""
-    connections = [c for c in reader.connections if c.topic in {image_topic, depth_topic}]
-    pending: OrderedDict[int, tuple[int, object, bool]] = OrderedDict()  # stamp -> (log time, image msg, compressed)
-    depths: OrderedDict[int, object] = OrderedDict()
-    newest_depth = -1
-    for connection, log_time, raw in reader.messages(connections=connections):
-        msg = reader.deserialize(raw, connection.msgtype)
-        stamp = header_stamp_ns(msg.header)
-        if connection.topic == depth_topic:
-            depths[stamp] = msg
-            newest_depth = max(newest_depth, stamp)
-            while len(depths) > max_pending:
-                depths.popitem(last=False)
-        else:
-            pending[stamp] = (log_time, msg, connection.msgtype.endswith("CompressedImage"))
-        while pending:
-            first_stamp = next(iter(pending))
-            ready = depth_topic is None or first_stamp in depths or newest_depth > first_stamp or len(pending) > max_pending
-            if not ready:
-                break
-            log_time, image_msg, compressed = pending.pop(first_stamp)
-            yield log_time, InputFrame(image_msg, depths.pop(first_stamp, None), compressed)
-    for log_time, image_msg, compressed in pending.values():
-        yield log_time, InputFrame(image_msg, None, compressed)
 
 
 def replay(engine: AnomalyEngine, in_bag: Path, out_bag: Path, image_topic: str | None = None,
@@ -74,8 +42,9 @@ def replay(engine: AnomalyEngine, in_bag: Path, out_bag: Path, image_topic: str 
     with AnyReader([in_bag]) as reader, Writer(out_bag, version=9) as writer:
         connections = {name: writer.add_connection(f"/{node_name}/{name}", msgtype, typestore=store)
                        for name, msgtype in OUTPUT_TYPES.items()}
-        for log_time, frame in progress(paired_frames(reader, image_topic, depth_topic), total=length):
-            outputs = engine.process(frame)
+        for log_time, image_msg, depth_msg, compressed in progress(
+                paired_messages(reader, image_topic, depth_topic), total=length):
+            outputs = engine.process(InputFrame(image_msg, depth_msg, compressed))
             if outputs is None:
                 continue
             for topic, msg in engine.messages(outputs, types, overlay=True).items():

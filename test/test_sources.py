@@ -1,0 +1,50 @@
+"""Frame sources: a bag's camera frames paired with the depth image of the same stamp, in any log order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tao_ros.errors import InputError
+from tao_ros.io.messages import MessageTypes, make_header, numpy_to_image
+from tao_ros.io.sources import open_clips
+from tao_ros.ros.msgdefs import typestore
+
+
+def write_bag(path, events):
+    """events: (topic, stamp index, array, encoding) in log order."""
+    from rosbags.rosbag2 import Writer
+
+    store = typestore("jazzy")
+    types = MessageTypes.from_typestore(store)
+    with Writer(path, version=9) as writer:
+        connections = {}
+        for topic, index, array, encoding in events:
+            if topic not in connections:
+                connections[topic] = writer.add_connection(topic, "sensor_msgs/msg/Image", typestore=store)
+            stamp = 10**9 * (index + 1)
+            msg = numpy_to_image(types, make_header(types, stamp, "cam"), array, encoding)
+            writer.write(connections[topic], stamp + len(connections), store.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+
+
+def test_bag_frames_pair_depth_in_either_order_and_keep_unpaired_frames(tmp_path):
+    image = [np.full((4, 6, 3), 10 * i, np.uint8) for i in range(4)]
+    depth = [np.full((4, 6), 1000 * (i + 1), np.uint16) for i in range(4)]
+    events = [("/cam/image", 0, image[0], "bgr8"), ("/cam/depth", 0, depth[0], "16UC1"),  # depth after
+              ("/cam/depth", 1, depth[1], "16UC1"), ("/cam/image", 1, image[1], "bgr8"),  # depth before
+              ("/cam/image", 2, image[2], "bgr8"),                                         # never gets depth
+              ("/cam/image", 3, image[3], "bgr8"), ("/cam/depth", 3, depth[3], "16UC1")]
+    write_bag(tmp_path / "bag", events)
+    (clip,) = open_clips(tmp_path / "bag", depth_topic="/cam/depth")
+    assert clip.image_topic == "/cam/image" and clip.length == 4
+    frames = list(clip.frames())
+    assert [int(f.image[0, 0, 0]) for f in frames] == [0, 10, 20, 30]
+    assert [None if f.depth is None else int(f.depth[0, 0]) for f in frames] == [1000, 2000, None, 4000]
+
+
+def test_bag_topic_choice_errors(tmp_path):
+    frame = np.zeros((4, 6, 3), np.uint8)
+    write_bag(tmp_path / "two", [("/a/image", 0, frame, "bgr8"), ("/b/image", 0, frame, "bgr8")])
+    with pytest.raises(InputError, match="2 camera topics .*--image-topic"):
+        open_clips(tmp_path / "two")
+    assert open_clips(tmp_path / "two", image_topic="/b/image")[0].image_topic == "/b/image"
