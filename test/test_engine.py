@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+pytest.importorskip("rosbags")  # pure-Python bag library from PyPI; ROS machines may lack it
+
 from conftest import scene_frames
 from tao_ros.config import load_config
 from tao_ros.io.messages import MessageTypes, make_header, numpy_to_image

@@ -130,6 +130,7 @@ def test_synth_is_deterministic(tmp_path):
 
 
 def test_end_to_end_on_synthetic_bags_beats_chance(tmp_path, capsys):
+    pytest.importorskip("rosbags")
     from tao_ros.cli import main
     from tao_ros.eval.synth import synthesize
 

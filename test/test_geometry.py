@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
+import pytest
 
-from tao_ros.core.geometry import box_area, iou_matrix, mask_to_box, merge_overlapping
+pytest.importorskip("hypothesis")
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tao_ros.core.geometry import box_area, iou_matrix, mask_to_box, merge_overlapping  # noqa: E402
 
 coordinate = st.integers(0, 60)
 

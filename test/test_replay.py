@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+pytest.importorskip("rosbags")  # pure-Python bag library from PyPI; ROS machines may lack it
+
 from tao_ros.cli import main
 
 

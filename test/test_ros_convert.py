@@ -6,6 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
+pytest.importorskip("rosbags")  # pure-Python bag library from PyPI; ROS machines may lack it
+
 from tao_ros.errors import InputError
 from tao_ros.io.messages import (ENCODINGS, MessageTypes, compressed_to_bgr, detections_to_msg, image_to_bgr,
                                  image_to_numpy, make_header, numpy_to_image)

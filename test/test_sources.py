@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+pytest.importorskip("rosbags")  # pure-Python bag library from PyPI; ROS machines may lack it
+
 from tao_ros.errors import InputError
 from tao_ros.io.messages import MessageTypes, make_header, numpy_to_image
 from tao_ros.io.sources import open_clips
