@@ -63,6 +63,8 @@ class AnomalyNode(LifecycleNode):
         if self.engine is None:
             return SetParametersResult(successful=True)
         for parameter in parameters:
+            if parameter.name not in OPTIONS and "." not in parameter.name:
+                continue  # ROS' own parameters (use_sim_time, ...)
             reason = self.engine.set_parameter(parameter.name, parameter.value)
             if reason is not None:
                 return SetParametersResult(successful=False, reason=reason)
