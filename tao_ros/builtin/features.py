@@ -113,10 +113,10 @@ def local_motion(context: FrameContext, flow: np.ndarray, part_size: float) -> n
 
 
 class DepthFeature(TrackAveragedFeature):
-    """An object's physical size: box height and width times its depth (log scale), with its depth.
+    """An object's size for where it stands: log box height and width with its depth.
 
-    Odd-sized objects (carts, vehicles, a person carrying something large) stand out whatever
-    their distance from the camera.
+    The density model learns which sizes are normal at which depth, so odd-sized objects (carts,
+    vehicles, a person carrying something large) stand out at any distance from the camera.
     """
 
     name = "depth"

@@ -14,8 +14,10 @@ from tao_ros.types import Detections, FrameContext, Prompt
 
 
 class ForegroundSegmenter:
-    """Object masks from the motion foreground inside each tracked box: the pixels that move with the
-    object (optical flow), closed and hole-filled (or GrabCut), without bystanders.
+    """Weight-free masks: the foreground pixels in each tracked box that move with the object.
+
+    Moving with the object is judged by optical flow; masks are closed and hole-filled (or refined
+    by GrabCut) and keep out bystanders.
 
     Between prompts an object's box follows the anomalous detection with the same id; an object
     that is not anomalous (or whose mask stays empty) for ``patience`` frames is dropped.
