@@ -79,12 +79,6 @@ class Config:
     def params_for(self, plugin_name: str) -> dict:
         return dict(self.plugin_params.get(plugin_name, {}))
 
-    def replace(self, **options) -> Config:
-        """A copy with some pipeline options changed (validated)."""
-        merged = {**self.options, **options}
-        return from_mapping({**merged, **{f"{p}.{k}": v for p, kv in self.plugin_params.items()
-                                          for k, v in kv.items()}})
-
 
 def coerce(key: str, value, param: Param):
     """Check ``value`` against ``param`` (type of its default, choices, minimum) and return it."""

@@ -36,7 +36,7 @@ class PluginRegistry:
     errors: list[str] = field(default_factory=list)
 
     @classmethod
-    def discover(cls, extra_plugins: tuple = (), entry_points: bool = True) -> PluginRegistry:
+    def discover(cls, extra_plugins: tuple = ()) -> PluginRegistry:
         """Load plugins of the ``tao_ros.plugins`` entry-point group plus ``extra_plugins`` objects."""
         manager = pluggy.PluginManager(hookspecs.PROJECT)
         manager.add_hookspecs(hookspecs)
@@ -44,7 +44,7 @@ class PluginRegistry:
         packages = {}
         # Loaded one by one rather than with pluggy's load_setuptools_entrypoints, which stops at
         # the first plugin that fails to import.
-        for entry_point in (importlib.metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP) if entry_points else ()):
+        for entry_point in importlib.metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP):
             if manager.get_plugin(entry_point.name) is not None:
                 continue
             try:

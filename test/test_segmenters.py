@@ -135,7 +135,7 @@ def test_sam2_missing_checkpoint_is_a_clear_error(tmp_path):
 def test_sam2_mismatched_checkpoint_is_a_clear_error(tmp_path):
     path = tmp_path / "bad.pt"
     torch.save({"model": {"not_a_weight": torch.zeros(1)}}, path)
-    with pytest.raises(PluginError, match="does not match config"):
+    with pytest.raises(PluginError, match=r"does not match model config .*set 'sam2.config'"):
         PluginRegistry.discover().create("segmenter", "sam2", {"checkpoint": str(path), "image_size": 128})
 
 

@@ -44,7 +44,7 @@ def test_state_dict_weights_load_safely_and_mismatch_is_reported(tmp_path):
     loaded = detector.model.model.state_dict()
     key = next(iter(state))
     assert torch.equal(loaded[key].cpu(), state[key])
-    with pytest.raises(PluginError, match="does not fit architecture"):
+    with pytest.raises(PluginError, match=r"does not match model config 'yolov8s.yaml' .*set 'architecture'"):
         registry.create("detector", "ultralytics", {"weights": str(path), "architecture": "yolov8s.yaml"})
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tao_ros.builtin.weights import load_strictly, load_tensors
 from tao_ros.core.instances import ObjectRegistry
 from tao_ros.errors import PluginError
 from tao_ros.hookspecs import Param, hookimpl
@@ -66,14 +67,10 @@ def build_sam2(config: str, checkpoint: str, image_size: int, device: str, allow
         if hydra_was_ours:
             GlobalHydra.instance().clear()
     if checkpoint:
-        state = torch.load(Path(checkpoint).expanduser(), map_location="cpu", weights_only=True)
-        state = state.get("model", state) if isinstance(state, dict) else state
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-            raise PluginError(f"SAM2 checkpoint {checkpoint} does not match config {config!r} ({first} ...); use the "
-                              "config the checkpoint was trained with") from None
+        path = Path(checkpoint).expanduser()
+        state = load_tensors(path, "use a SAM2 checkpoint as published (a dict with 'model')")
+        load_strictly(model, state.get("model", state) if isinstance(state, dict) else state, path, config,
+                      "sam2.config")
     return model.to(device).eval()
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tao_ros.builtin.weights import load_strictly, load_tensors
 from tao_ros.core.geometry import iou_matrix
 from tao_ros.errors import PluginError
 from tao_ros.hookspecs import Param, hookimpl
@@ -41,20 +42,10 @@ def load_yolo(weights: str, architecture: str, trust_checkpoint: bool, device: s
         if trust_checkpoint:
             model = YOLO(str(path))
         else:
-            import torch
-
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as exc:
-                raise PluginError(f"{path} is not a plain state dict ({exc.__class__.__name__}); if it is an official "
-                                  "ultralytics checkpoint you trust, set 'trust_checkpoint: true'") from exc
+            state = load_tensors(path, "if it is an official ultralytics checkpoint you trust, set "
+                                       "'trust_checkpoint: true'")
             model = YOLO(architecture)
-            try:
-                model.model.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-                raise PluginError(f"{path} does not fit architecture {architecture!r} ({first} ...); set "
-                                  "'architecture' to the model config the weights were saved from") from None
+            load_strictly(model.model, state, path, architecture, "architecture")
     model.to(device)
     return model
 
