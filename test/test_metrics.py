@@ -103,3 +103,21 @@ def test_mask_iou():
     a[:2] = True
     b[1:3] = True
     assert mask_iou(a, b) == pytest.approx(4 / 12)
+
+
+def test_id_switches_count_changes_of_the_predicted_id_matched_to_a_truth_track():
+    from tao_ros.eval.metrics import count_id_switches
+
+    box = np.array([[10, 10, 30, 50]], np.float64)
+    far = np.array([[200, 10, 220, 50]], np.float64)
+    frames = [
+        (np.array([1]), box, np.array([5]), box),          # truth 1 <- predicted 5
+        (np.array([1]), box, np.array([5]), box + 1),      # same id: no switch
+        (np.array([1]), box, np.array([9]), far),          # no overlap: unmatched, no switch
+        (np.array([1]), box, np.array([6]), box),          # now predicted 6: one switch
+        (np.array([1, 2]), np.vstack([box, far]), np.array([6, 6]), np.vstack([box, far])),  # track 2's first match
+        (np.zeros(0), np.zeros((0, 4)), np.zeros(0), np.zeros((0, 4))),
+    ]
+    counts = count_id_switches(frames)
+    assert (counts.truth, counts.matched, counts.id_switches) == (6, 5, 1)
+    assert counts.recall == pytest.approx(5 / 6)

@@ -146,3 +146,22 @@ def test_threshold_quantile_flags_that_share_of_normal_objects(fitted_pipeline):
         assert fitted_pipeline.threshold == config.threshold
     finally:
         config.options["threshold_quantile"] = 0.99
+
+
+def test_fit_in_steps_equals_fit_and_groups_follow_clips():
+    from tao_ros.config import load_config
+    from tao_ros.core.pipeline import AnomalyPipeline
+
+    clips = [scene_frames(seed, 40, anomalies=False) for seed in range(2)]
+    sources = [(f"clip{i}", lambda c=c: (StreamFrame(f[0]) for f in c)) for i, c in enumerate(clips)]
+    whole = AnomalyPipeline(load_config())
+    whole.fit(sources)
+    steps = AnomalyPipeline(load_config())
+    steps.fit_depth(sources)
+    rows, groups = steps.describe_normal(sources)
+    assert set(np.unique(groups)) == {0, 1}
+    assert all(len(values) == len(groups) for values in rows.values())
+    steps.fit_density(rows, groups)
+    np.testing.assert_allclose(steps.training_totals, whole.training_totals)
+    probe = {name: values[:25] for name, values in rows.items()}
+    np.testing.assert_allclose(steps.score_features(probe, 25)[1], whole.score_features(probe, 25)[1])

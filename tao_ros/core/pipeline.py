@@ -151,15 +151,7 @@ class AnomalyPipeline:
             raise ModelFileError("no fitted model: load one (model_path / --model) or run 'tao-ros fit' first")
         context, detections, features = self.describe(frame)
         scoring = time.perf_counter()
-        feature_scores = {}
-        for name, values in features.items():
-            scores = np.full(len(detections), np.nan)
-            known = np.all(np.isfinite(values), axis=1)
-            if known.any():
-                scores[known] = self.standardizers[name](self.scorers[name].score(values[known]),
-                                                         self.config.standardization)
-            feature_scores[name] = scores
-        total = combine(feature_scores, len(detections))
+        feature_scores, total = self.score_features(features, len(detections))
         scores = self.score_history.smooth(detections.ids, total[:, None])[:, 0]
         for object_id, score in zip(detections.ids.tolist(), scores.tolist()):
             self.last_scores.pop(object_id, None)
@@ -185,6 +177,20 @@ class AnomalyPipeline:
             result.instance_scores = np.array([self.last_scores.get(o, np.nan) for o in result.instance_object_ids])
         self.timings["segment"] = time.perf_counter() - segmenting
         return result
+
+    def score_features(self, features: dict[str, np.ndarray], n: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Feature name -> [N, D] vectors of N objects -> (name -> [N] standardized score, [N] summed score).
+        An object a feature cannot describe (NaN) gets NaN for it and that feature's typical value in the sum."""
+        feature_scores = {}
+        for name in self.features:
+            values = features[name]
+            scores = np.full(n, np.nan)
+            known = np.all(np.isfinite(values), axis=1)
+            if known.any():
+                scores[known] = self.standardizers[name](self.scorers[name].score(values[known]),
+                                                         self.config.standardization)
+            feature_scores[name] = scores
+        return feature_scores, combine(feature_scores, n)
 
     @property
     def threshold(self) -> float:
@@ -212,6 +218,12 @@ class AnomalyPipeline:
         iterator (e.g. tqdm). Returns a summary (samples per feature).
         """
         clips = list(clips)
+        self.fit_depth(clips, progress)
+        rows, groups = self.describe_normal(clips, progress)
+        return self.fit_density(rows, groups)
+
+    def fit_depth(self, clips: list[tuple[str, Callable[[], Iterator[StreamFrame]]]], progress=None) -> None:
+        """First pass over the normal clips: the depth source learns from every detection (e.g. the ground plane)."""
         progress = progress or (lambda iterator, **_: iterator)
         all_detections, shape = [], None
         for name, frames in clips:
@@ -223,8 +235,14 @@ class AnomalyPipeline:
         if shape is None:
             raise InputError("no frames in the normal data: check the fit sources")
         self.depth.plugin.fit(all_detections, shape)  # unguarded: a failed fit must stop 'fit'
-        rows = {name: [] for name in self.features}  # every object's vector, NaN where unknown
-        groups = []
+
+    def describe_normal(self, clips: list[tuple[str, Callable[[], Iterator[StreamFrame]]]], progress=None
+                        ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Second pass: every normal object's feature vectors -> (name -> [N, D], NaN where unknown;
+        [N] group of each object for held-out training scores)."""
+        progress = progress or (lambda iterator, **_: iterator)
+        rows = {name: [np.zeros((0, len(p.plugin.columns)))] for name, p in self.features.items()}
+        groups = [np.zeros(0, np.int64)]
         for clip_index, (name, frames) in enumerate(clips):
             self.reset()
             for frame in progress(frames(), desc=f"features {name}"):
@@ -236,15 +254,20 @@ class AnomalyPipeline:
                 groups.append(np.full(len(detections), group))
                 for feature, values in features.items():
                     rows[feature].append(values)
-        group = np.concatenate(groups)
-        keep = np.arange(len(group))
-        if len(group) > self.config.max_training_samples:
-            keep = np.linspace(0, len(group) - 1, self.config.max_training_samples).astype(int)
+        self.reset()
+        return {name: np.concatenate(values) for name, values in rows.items()}, np.concatenate(groups)
+
+    def fit_density(self, rows: dict[str, np.ndarray], groups: np.ndarray) -> dict:
+        """Fit each configured feature's density model and standardizer on normal objects' vectors
+        (name -> [N, D], NaN rows unknown; [N] groups) -> summary (objects used per feature)."""
+        keep = np.arange(len(groups))
+        if len(groups) > self.config.max_training_samples:
+            keep = np.linspace(0, len(groups) - 1, self.config.max_training_samples).astype(int)
         summary, standardized = {}, {}
         for feature in self.features:
-            values = np.concatenate(rows[feature])[keep]
+            values = rows[feature][keep]
             known = np.all(np.isfinite(values), axis=1)
-            training_scores = self.scorers[feature].fit(values[known], group[keep][known])
+            training_scores = self.scorers[feature].fit(values[known], groups[keep][known])
             self.standardizers[feature] = Standardizer.fit(training_scores)
             standardized[feature] = np.full(len(keep), np.nan)
             standardized[feature][known] = self.standardizers[feature](training_scores, self.config.standardization)

@@ -208,3 +208,49 @@ def mask_iou(prediction: np.ndarray, truth: np.ndarray) -> float:
     """IoU of two [H, W] bool masks (1.0 when both are empty)."""
     union = np.logical_or(prediction, truth).sum()
     return float(np.logical_and(prediction, truth).sum() / union) if union else 1.0
+
+
+@dataclass(frozen=True)
+class TrackingCounts:
+    """CLEAR-MOT style identity counts over a clip: ground-truth object-frames, those matched by a
+    predicted box, and identity switches (a truth track matched by another predicted id than the last)."""
+
+    truth: int
+    matched: int
+    id_switches: int
+
+    @property
+    def recall(self) -> float:
+        return self.matched / self.truth if self.truth else float("nan")
+
+
+def count_id_switches(frames, min_iou: float = 0.5) -> TrackingCounts:
+    """Identity switches of predicted tracks against truth tracks.
+
+    ``frames``: per frame ``(truth_ids [G], truth_xyxy [G, 4], predicted_ids [P], predicted_xyxy [P, 4])``
+    (boxes with x2/y2 exclusive). Per frame, truth and predictions are matched one to one by box IoU
+    >= ``min_iou`` (Hungarian); a truth track whose matched predicted id differs from the one it was
+    last matched with counts one switch.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    from tao_ros.core.geometry import iou_matrix
+
+    last_match: dict[int, int] = {}
+    truth_count = matched = switches = 0
+    for truth_ids, truth_xyxy, predicted_ids, predicted_xyxy in frames:
+        truth_count += len(truth_ids)
+        iou = iou_matrix(np.asarray(truth_xyxy, np.float64).reshape(-1, 4),
+                         np.asarray(predicted_xyxy, np.float64).reshape(-1, 4))
+        if not iou.size:
+            continue
+        rows, cols = linear_sum_assignment(-iou)
+        for r, c in zip(rows, cols):
+            if iou[r, c] < min_iou:
+                continue
+            matched += 1
+            truth_id, predicted_id = int(truth_ids[r]), int(predicted_ids[c])
+            if last_match.get(truth_id, predicted_id) != predicted_id:
+                switches += 1
+            last_match[truth_id] = predicted_id
+    return TrackingCounts(truth_count, matched, switches)
