@@ -49,6 +49,7 @@ setup(
             "tao_ros.motion = tao_ros.builtin.motion",
             "tao_ros.depth = tao_ros.builtin.depth",
             "tao_ros.features = tao_ros.builtin.features",
+            "tao_ros.learned = tao_ros.builtin.learned",
             "tao_ros.scorers = tao_ros.builtin.scorers",
             "tao_ros.ultralytics = tao_ros.builtin.ultralytics_models",
             "tao_ros.segmenters = tao_ros.builtin.segmenters",

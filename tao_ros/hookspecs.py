@@ -96,6 +96,28 @@ class Feature(Protocol):
 
 
 @runtime_checkable
+class LearnedFeature(Feature, Protocol):
+    """A Feature that first learns from normal footage (e.g. a small network); optional.
+
+    During 'fit', before any ``extract``, ``collect`` sees every normal frame's objects (the same pass
+    in which the depth source learns), then ``fit`` is called once; the learned state is stored in
+    the model file as arrays and restored with ``load_state``.
+    """
+
+    def collect(self, context: FrameContext, detections: Detections) -> None:
+        """Keep what is needed to learn from this normal frame's objects (bounded memory)."""
+
+    def fit(self) -> None:
+        """Learn from what ``collect`` kept; raise InputError if it is not enough."""
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Learned state as named arrays (stored in the model file)."""
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what ``state`` returned."""
+
+
+@runtime_checkable
 class Scorer(Protocol):
     """A density model of normal feature vectors: higher score = lower density = more anomalous."""
 

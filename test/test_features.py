@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 
 from tao_ros.builtin.features import VelocityFeature
+from tao_ros.errors import InputError
 from tao_ros.plugins import PluginRegistry
 from tao_ros.types import Detections, FrameContext
 
 
 def textured_square_moving(dx: int, dy: int, rng) -> tuple[FrameContext, Detections]:
-    """Two frames of a textured 40x40 square on a flat grey ground, moved by (dx, dy) pixels."""
-    texture = rng.integers(0, 255, (40, 40)).astype(np.uint8)
-    previous = np.full((160, 200), 128, np.uint8)
+    """Two frames of a textured 40x40 square on a still, textured ground, moved by (dx, dy) pixels."""
+    texture = np.kron(rng.integers(0, 255, (10, 10)), np.ones((4, 4))).astype(np.uint8)
+    previous = np.kron(rng.integers(60, 200, (40, 50)), np.ones((4, 4))).astype(np.uint8)
     current = previous.copy()
     previous[60:100, 80:120] = texture
     current[60 + dy:100 + dy, 80 + dx:120 + dx] = texture
@@ -41,3 +42,63 @@ def test_velocity_is_unknown_without_a_previous_frame_and_handles_no_objects(rng
     context.previous_gray = None
     assert np.isnan(feature.extract(context, detections, np.ones(1))).all()
     assert feature.extract(context, Detections.empty(), np.zeros(0)).shape == (0, 8)
+
+
+def fitted_motion_ae(rng, **params):
+    """motion_ae trained on squares moving 2-3 pixels rightwards."""
+    feature = PluginRegistry.discover().create("feature", "motion_ae", {"epochs": 30, **params})
+    for _ in range(40):
+        context, detections = textured_square_moving(int(rng.integers(2, 4)), 0, rng)
+        feature.collect(context, Detections(np.repeat(detections.xyxy, 2, axis=0)))
+    feature.fit()
+    return feature
+
+
+def test_motion_autoencoder_learns_normal_motion_and_flags_other_motion(rng):
+    feature = fitted_motion_ae(rng)
+    normal = [feature.extract(*textured_square_moving(3, 0, rng), np.ones(1))[0, 0] for _ in range(5)]
+    feature.reset()
+    other = [feature.extract(*textured_square_moving(0, -6, rng), np.ones(1))[0, 0] for _ in range(5)]
+    assert np.isfinite(normal).all() and np.isfinite(other).all()
+    assert min(other) > 3 * max(normal), (normal, other)
+
+
+def test_motion_autoencoder_state_is_arrays_and_restores_the_same_errors(rng):
+    feature = fitted_motion_ae(rng)
+    state = feature.state()
+    assert state and all(isinstance(v, np.ndarray) and v.dtype != object for v in state.values())
+    restored = PluginRegistry.discover().create("feature", "motion_ae", {})
+    restored.load_state(state)
+    context, detections = textured_square_moving(0, 5, rng)
+    np.testing.assert_allclose(restored.extract(context, detections, np.ones(1)),
+                               feature.extract(context, detections, np.ones(1)), rtol=1e-5)
+    with pytest.raises(InputError, match="code_size"):
+        PluginRegistry.discover().create("feature", "motion_ae", {"code_size": 4}).load_state(state)
+
+
+def test_motion_autoencoder_needs_normal_objects_and_a_fit():
+    feature = PluginRegistry.discover().create("feature", "motion_ae", {})
+    with pytest.raises(InputError, match="at least 64"):
+        feature.fit()
+    context = FrameContext(0, np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8))
+    with pytest.raises(InputError, match="tao-ros fit"):
+        feature.extract(context, Detections.empty(), np.zeros(0))
+
+
+def test_flow_is_relative_to_the_scene_when_the_camera_shakes(rng):
+    from tao_ros.builtin.features import dense_flow
+
+    ground = rng.integers(0, 255, (180, 240)).astype(np.uint8)
+    ground = np.kron(ground[::4, ::4], np.ones((4, 4), np.uint8))[:180, :240]  # texture DIS can follow
+    texture = np.kron(rng.integers(0, 255, (10, 10)), np.ones((4, 4))).astype(np.uint8)
+    previous, current = ground.copy(), np.roll(ground, (2, 3), axis=(0, 1))  # the camera moved
+    previous[60:100, 80:120] = texture
+    current[62:102, 83 + 4:123 + 4] = texture  # the object moved with it and 4 pixels further right
+    foreground = np.zeros(current.shape, bool)
+    foreground[62:102, 87:127] = True
+    context = FrameContext(1, np.dstack([current] * 3), current, previous, foreground=foreground)
+    flow = dense_flow(context, "medium")
+    object_flow = np.median(flow[70:95, 95:120].reshape(-1, 2), axis=0)
+    background_flow = np.median(flow[130:170, 20:60].reshape(-1, 2), axis=0)
+    np.testing.assert_allclose(object_flow, [4.0, 0.0], atol=0.5)
+    np.testing.assert_allclose(background_flow, [0.0, 0.0], atol=0.5)

@@ -157,7 +157,7 @@ def test_fit_in_steps_equals_fit_and_groups_follow_clips():
     whole = AnomalyPipeline(load_config())
     whole.fit(sources)
     steps = AnomalyPipeline(load_config())
-    steps.fit_depth(sources)
+    steps.fit_scene(sources)
     rows, groups = steps.describe_normal(sources)
     assert set(np.unique(groups)) == {0, 1}
     assert all(len(values) == len(groups) for values in rows.values())
@@ -165,3 +165,25 @@ def test_fit_in_steps_equals_fit_and_groups_follow_clips():
     np.testing.assert_allclose(steps.training_totals, whole.training_totals)
     probe = {name: values[:25] for name, values in rows.items()}
     np.testing.assert_allclose(steps.score_features(probe, 25)[1], whole.score_features(probe, 25)[1])
+
+
+def test_a_learned_feature_is_trained_in_fit_and_travels_in_the_model_file(tmp_path):
+    from tao_ros.config import load_config
+    from tao_ros.core.modelfile import load_model
+    from tao_ros.core.pipeline import AnomalyPipeline
+
+    config = load_config(overrides={"features": ["speed", "motion_ae"], "motion_ae": {"epochs": 2}})
+    clips = [scene_frames(seed, 40, anomalies=False) for seed in range(2)]
+    fitted = AnomalyPipeline(config)
+    fitted.fit([(f"clip{i}", lambda c=c: (StreamFrame(f[0]) for f in c)) for i, c in enumerate(clips)])
+    fitted.save(tmp_path / "model.npz")
+    arrays, _ = load_model(tmp_path / "model.npz")
+    assert any(k.startswith("feature/motion_ae/weights/") for k in arrays)
+    loaded = AnomalyPipeline(config)
+    loaded.load(tmp_path / "model.npz")
+    for pipeline in (fitted, loaded):
+        pipeline.reset()
+    for image, *_ in scene_frames(5, 20, anomalies=True):
+        a, b = fitted.process(StreamFrame(image)), loaded.process(StreamFrame(image))
+        np.testing.assert_allclose(a.feature_scores["motion_ae"], b.feature_scores["motion_ae"], rtol=1e-5)
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)

@@ -10,7 +10,9 @@ from tao_ros.types import Detections, FrameContext
 
 
 def dense_flow(context: FrameContext, preset: str = "fast") -> np.ndarray | None:
-    """[H, W, 2] float32 DIS optical flow from the previous to the current frame (pixels/frame).
+    """[H, W, 2] float32 DIS optical flow from the previous to the current frame (pixels/frame),
+    relative to the scene: the camera's own image translation (shake, a robot turning), taken as the
+    median flow of the background (every 4th pixel outside the detector's foreground), is removed.
 
     Computed once per frame and shared through ``context.cache``; None on a stream's first frame.
     """
@@ -23,8 +25,27 @@ def dense_flow(context: FrameContext, preset: str = "fast") -> np.ndarray | None
         presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
         dis = context.cache.setdefault(("dis", preset), cv2.DISOpticalFlow_create(presets[preset]))
-        context.cache[key] = dis.calc(context.previous_gray, context.gray, None)
+        flow = dis.calc(context.previous_gray, context.gray, None)
+        flow -= camera_translation(context, flow)
+        context.cache[key] = flow
     return context.cache[key]
+
+
+def camera_translation(context: FrameContext, flow: np.ndarray) -> np.ndarray:
+    """[2] image translation of the whole scene between the two frames: the median flow of the most
+    textured quarter of the background (every 4th pixel, outside the detector's foreground), where
+    optical flow is reliable; flow on uniform surfaces is filled in from moving neighbours."""
+    import cv2
+
+    gray = context.gray[::4, ::4]
+    texture = np.abs(cv2.Sobel(gray, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(gray, cv2.CV_32F, 0, 1))
+    still = ~context.foreground[::4, ::4] if context.foreground is not None else np.ones(gray.shape, bool)
+    if not still.any():
+        return np.zeros(2, np.float32)
+    textured = still & (texture > 0) & (texture >= np.quantile(texture[still], 0.75))
+    if textured.sum() < 16:
+        return np.zeros(2, np.float32)
+    return np.median(flow[::4, ::4][textured], axis=0)
 
 
 def object_pixels(context: FrameContext, box: np.ndarray, min_pixels: int) -> tuple[slice, slice, np.ndarray]:

@@ -50,6 +50,11 @@ class BoxTracker:
         ok = cost[r, c] < 1e6
         return np.concatenate([rows, free_rows[r[ok]]]), np.concatenate([cols, free_cols[c[ok]]])
 
+    def recent(self) -> np.ndarray:
+        """[T, 4] where the tracks seen in the last frame are expected in the next one."""
+        seen = self.missed == 0
+        return (self.boxes + self.velocity)[seen]
+
     def update(self, xyxy: np.ndarray) -> np.ndarray:
         """[N, 4] boxes of this frame -> [N] int64 track ids (new ids for unmatched boxes)."""
         predicted = self.boxes + self.velocity
@@ -93,6 +98,9 @@ class MotionDetector:
                             minimum=0.0),
         "absorb_ratio": Param(0.3, "Blobs smaller than this fraction of a neighbour's area count as fragments.",
                               minimum=0.0),
+        "split_merged": Param(True, "A blob that covers the expected boxes of several objects tracked apart "
+                                    "until the last frame (people walking into each other) is split between "
+                                    "them, so that each keeps its own box and id."),
         "match_iou": Param(0.1, "Tracker: least IoU between a box and a track's predicted box.", minimum=0.0),
         "max_missed": Param(5, "Tracker: frames a lost track is kept for re-identification.", minimum=0),
         "learning_rate": Param(-1.0, "Background learning rate after init_frames; -1 = MOG2's automatic "
@@ -145,6 +153,8 @@ class MotionDetector:
         xyxy = np.stack([x, y, x + stats[:, cv2.CC_STAT_WIDTH], y + stats[:, cv2.CC_STAT_HEIGHT]], axis=1)
         xyxy = self.absorb_fragments(xyxy.astype(np.float64).reshape(-1, 4), stats[:, cv2.CC_STAT_AREA],
                                      self.p["absorb_gap"] * fg.shape[0] / 240.0)
+        if self.p["split_merged"]:
+            xyxy = split_merged(xyxy, self.tracker.recent(), fg, min_area)
         return Detections(xyxy, ids=self.tracker.update(xyxy))
 
     def absorb_fragments(self, xyxy: np.ndarray, areas: np.ndarray, gap: float) -> np.ndarray:
@@ -167,6 +177,54 @@ class MotionDetector:
             boxes[target, :2] = np.minimum(boxes[target, :2], xyxy[fragment, :2])
             boxes[target, 2:] = np.maximum(boxes[target, 2:], xyxy[fragment, 2:])
         return boxes[~is_fragment]
+
+
+def split_merged(xyxy: np.ndarray, expected: np.ndarray, foreground: np.ndarray, min_area: float,
+                 containment: float = 0.6) -> np.ndarray:
+    """[N, 4] blob boxes -> [M, 4] boxes, M >= N: a blob that holds at least ``containment`` of each
+    of two or more ``expected`` [T, 4] track boxes standing side by side is split between them (tracks
+    stacked one above the other are more often parts of one body tracked apart for a while, and one
+    in front of the other cannot be told apart by boxes). Each foreground pixel of
+    the blob goes to the expected box it lies in (the one with the nearest centre where several
+    overlap, the nearest box where none), and each part's box is the extent of its pixels; parts
+    smaller than ``min_area`` pixels are left out of the split (their pixels stay with no part)."""
+    if len(xyxy) == 0 or len(expected) < 2:
+        return xyxy
+    out = []
+    for box in xyxy:
+        x1, y1, x2, y2 = box.astype(int)
+        inside_x = np.clip(np.minimum(expected[:, 2], x2) - np.maximum(expected[:, 0], x1), 0, None)
+        inside_y = np.clip(np.minimum(expected[:, 3], y2) - np.maximum(expected[:, 1], y1), 0, None)
+        area = np.maximum((expected[:, 2] - expected[:, 0]) * (expected[:, 3] - expected[:, 1]), 1e-9)
+        held = expected[inside_x * inside_y / area >= containment]
+        if len(held) < 2 or not side_by_side(held):
+            out.append(box)
+            continue
+        ys, xs = np.nonzero(foreground[y1:y2, x1:x2])
+        xs, ys = xs + x1 + 0.5, ys + y1 + 0.5
+        # distance of each pixel to each held box (0 inside), ties broken by distance to its centre
+        dx = np.maximum(np.maximum(held[None, :, 0] - xs[:, None], xs[:, None] - held[None, :, 2]), 0)
+        dy = np.maximum(np.maximum(held[None, :, 1] - ys[:, None], ys[:, None] - held[None, :, 3]), 0)
+        centre_x, centre_y = (held[:, 0] + held[:, 2]) / 2, (held[:, 1] + held[:, 3]) / 2
+        centre = np.hypot(xs[:, None] - centre_x, ys[:, None] - centre_y)
+        owner = np.argmin(np.hypot(dx, dy) * 1e6 + centre, axis=1)
+        parts = [np.flatnonzero(owner == k) for k in range(len(held))]
+        parts = [part for part in parts if len(part) >= min_area]
+        if len(parts) < 2:
+            out.append(box)
+            continue
+        for part in parts:
+            out.append([xs[part].min() - 0.5, ys[part].min() - 0.5, xs[part].max() + 0.5, ys[part].max() + 0.5])
+    return np.array(out, dtype=np.float64).reshape(-1, 4)
+
+
+def side_by_side(xyxy: np.ndarray) -> bool:
+    """True if no two of the [K, 4] boxes share more than half of the narrower one's width."""
+    left, right = xyxy[:, 0], xyxy[:, 2]
+    shared = np.minimum(right[:, None], right[None, :]) - np.maximum(left[:, None], left[None, :])
+    narrower = np.minimum((right - left)[:, None], (right - left)[None, :])
+    np.fill_diagonal(shared, 0.0)
+    return bool((shared <= 0.5 * narrower).all())
 
 
 @hookimpl

@@ -34,7 +34,8 @@ class KnnScorer:
     """Mean Euclidean distance to the k nearest normal samples, on per-dimension scaled features."""
 
     name = "knn"
-    params = {"k": Param(10, "Number of nearest normal samples averaged.", minimum=1)}
+    params = {"k": Param(5, "Number of nearest normal samples averaged (5: chosen leave-one-clip-out, "
+                            "benchmarks/generalization.py).", minimum=1)}
 
     def __init__(self, **params):
         self.k = params["k"]

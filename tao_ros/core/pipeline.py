@@ -218,23 +218,36 @@ class AnomalyPipeline:
         iterator (e.g. tqdm). Returns a summary (samples per feature).
         """
         clips = list(clips)
-        self.fit_depth(clips, progress)
+        self.fit_scene(clips, progress)
         rows, groups = self.describe_normal(clips, progress)
         return self.fit_density(rows, groups)
 
-    def fit_depth(self, clips: list[tuple[str, Callable[[], Iterator[StreamFrame]]]], progress=None) -> None:
-        """First pass over the normal clips: the depth source learns from every detection (e.g. the ground plane)."""
+    @property
+    def learned_features(self) -> dict:
+        """Name -> feature plugin of the features that learn from normal footage (``LearnedFeature``)."""
+        return {name: plugin.plugin for name, plugin in self.features.items() if hasattr(plugin.plugin, "collect")}
+
+    def fit_scene(self, clips: list[tuple[str, Callable[[], Iterator[StreamFrame]]]], progress=None) -> None:
+        """First pass over the normal clips: the depth source (e.g. the ground plane) and the learned
+        features learn from every detection."""
         progress = progress or (lambda iterator, **_: iterator)
         all_detections, shape = [], None
+        learners = self.learned_features
         for name, frames in clips:
             self.reset()
-            for frame in progress(frames(), desc=f"ground plane {name}"):
+            for frame in progress(frames(), desc=f"learning the scene {name}"):
                 context = self._context(frame)
                 shape = context.gray.shape
-                all_detections.append(self.detector.call("detect", Detections.empty, context))
+                detections = self.detector.call("detect", Detections.empty, context)
+                all_detections.append(detections)
+                for learner in learners.values():
+                    learner.collect(context, detections)
         if shape is None:
             raise InputError("no frames in the normal data: check the fit sources")
-        self.depth.plugin.fit(all_detections, shape)  # unguarded: a failed fit must stop 'fit'
+        # unguarded: a failed fit must stop 'fit'
+        self.depth.plugin.fit(all_detections, shape)
+        for learner in learners.values():
+            learner.fit()
 
     def describe_normal(self, clips: list[tuple[str, Callable[[], Iterator[StreamFrame]]]], progress=None
                         ) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -288,6 +301,8 @@ class AnomalyPipeline:
 
     def save(self, path) -> None:
         arrays = {f"depth/{k}": v for k, v in self.depth.plugin.state().items()}
+        for name, learner in self.learned_features.items():
+            arrays.update({f"feature/{name}/{k}": v for k, v in learner.state().items()})
         for name in self.features:
             arrays.update({f"scorer/{name}/{k}": v for k, v in self.scorers[name].state().items()})
             arrays[f"standardizer/{name}"] = self.standardizers[name].stats
@@ -314,6 +329,8 @@ class AnomalyPipeline:
             return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
         self.depth.plugin.load_state(section("depth/"))
+        for name, learner in self.learned_features.items():
+            learner.load_state(section(f"feature/{name}/"))
         for name in self.features:
             self.scorers[name].load_state(section(f"scorer/{name}/"))
             self.standardizers[name] = Standardizer(arrays[f"standardizer/{name}"])

@@ -1,0 +1,65 @@
+"""The motion detector's blobs and tracks on scenes with exact ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tao_ros.builtin.motion import split_merged
+from tao_ros.plugins import PluginRegistry
+from tao_ros.types import FrameContext
+
+
+def two_walkers_merged() -> tuple[np.ndarray, np.ndarray]:
+    """[H, W] foreground of two 20x50 walkers touching side by side, and their expected boxes."""
+    foreground = np.zeros((120, 160), bool)
+    foreground[30:80, 40:60] = True
+    foreground[32:82, 60:80] = True
+    expected = np.array([[41, 30, 60, 80], [60, 32, 79, 82]], np.float64)
+    return foreground, expected
+
+
+def test_a_blob_holding_two_tracked_objects_is_split_between_them():
+    foreground, expected = two_walkers_merged()
+    blob = np.array([[40, 30, 80, 82]], np.float64)
+    parts = split_merged(blob, expected, foreground, min_area=50)
+    np.testing.assert_array_equal(parts[np.argsort(parts[:, 0])], [[40, 30, 60, 80], [60, 32, 80, 82]])
+
+
+def test_blobs_are_kept_whole_without_two_tracked_objects_inside():
+    foreground, expected = two_walkers_merged()
+    blob = np.array([[40, 30, 80, 82]], np.float64)
+    np.testing.assert_array_equal(split_merged(blob, expected[:1], foreground, 50), blob)  # one track
+    far = expected + [200, 0, 200, 0]
+    np.testing.assert_array_equal(split_merged(blob, far, foreground, 50), blob)  # tracks elsewhere
+    np.testing.assert_array_equal(split_merged(blob, expected, foreground, 2000), blob)  # parts too small
+    assert split_merged(np.zeros((0, 4)), expected, foreground, 50).shape == (0, 4)
+
+
+def test_walkers_keep_their_ids_while_their_blobs_merge():
+    """Two walkers: the left one catches up, they walk side by side as one blob for 12 frames, then the
+    right one walks off; each keeps one id throughout."""
+    rng = np.random.default_rng(0)
+    ground = np.kron(rng.integers(90, 110, (30, 40)), np.ones((4, 4))).astype(np.uint8)
+    detector = PluginRegistry.discover().create("detector", "motion", {"warmup_frames": 0, "init_frames": 40})
+    for _ in range(40):
+        detector.detect(FrameContext(0, np.dstack([ground] * 3), ground))
+    ids_of = {"left": [], "right": []}
+    left, right, merged_frames = 10, 50, 0
+    for t in range(40):
+        frame = ground.copy()
+        frame[40:90, left:left + 20] = 30
+        frame[42:92, right:right + 20] = 220
+        detections = detector.detect(FrameContext(t, np.dstack([frame] * 3), frame))
+        merged_frames += right - (left + 20) <= 2
+        for name, x in (("left", left), ("right", right)):
+            inside = [i for d, i in zip(detections.xyxy, detections.ids) if d[0] <= x + 10 < d[2] and d[1] <= 65 < d[3]]
+            if len(inside) == 1:
+                ids_of[name].append(int(inside[0]))
+        gap = right - (left + 20)
+        left += 2 if t >= 28 else (3 if gap > 1 else 2)
+        right += 5 if t >= 28 else 2
+    assert merged_frames >= 10  # the blobs did merge (closing joins gaps of a few pixels)
+    for name, ids in ids_of.items():
+        assert len(ids) >= 36, (name, ids)
+        assert len(set(ids)) == 1, (name, ids)
+    assert ids_of["left"][0] != ids_of["right"][0]
