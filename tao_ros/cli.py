@@ -55,7 +55,17 @@ def _clips(sources, args):
     return [clip for source in sources for clip in open_clips(source, args.image_topic, args.depth_topic)]
 
 
+def report_skipped(clips) -> None:
+    """One line on stderr if frames of ``clips`` could not be decoded (each was named in a warning)."""
+    skipped = [what for clip in clips for what in clip.skipped]
+    if skipped:
+        print(f"{len(skipped)} frame(s) skipped (could not be decoded; named in the warnings above)", file=sys.stderr)
+
+
 def cmd_fit(args) -> int:
+    from tao_ros.io.outputs import ensure_writable
+
+    ensure_writable(Path(args.output).parent)
     pipeline = _pipeline(args)
     clips = _clips(args.sources, args)
     summary = pipeline.fit([(clip.name, clip.frames) for clip in clips],
@@ -63,25 +73,40 @@ def cmd_fit(args) -> int:
     pipeline.save(args.output)
     samples = ", ".join(f"{name}: {n} objects" for name, n in summary.items())
     print(f"fitted on {len(clips)} clip(s) ({samples}) -> {args.output}")
+    report_skipped(clips)
     return 0
 
 
-def run_clips(pipeline, clips, output: Path, on_result=None) -> list[Path]:
+def run_clips(pipeline, clips, output: Path, on_result=None, resume: bool = False) -> list[Path]:
     """Run ``pipeline`` on every clip, writing ``output/CLIP/objects.csv`` (and masks); returns the
-    folders. ``on_result(clip, frame, result)`` sees every frame's result (e.g. to draw overlays)."""
-    from tao_ros.io.outputs import ClipWriter
+    folders. ``on_result(clip, frame, result)`` sees every frame's result (e.g. to draw overlays).
+    With ``resume``, clips whose ``objects.csv`` exists (written only when a clip completes) are kept.
+    On Ctrl-C, says which clips are complete."""
+    from tao_ros.io.outputs import ClipWriter, ensure_writable
 
+    ensure_writable(output)
     folders = []
-    for clip in clips:
-        pipeline.reset()
-        folder = output / clip.name
-        with ClipWriter(folder) as writer:
-            for frame in progress(clip.frames(), desc=clip.name, total=clip.length):
-                result = pipeline.process(frame)
-                writer.write(result)
-                if on_result is not None:
-                    on_result(clip, frame, result)
-        folders.append(folder)
+    try:
+        for clip in clips:
+            folder = output / clip.name
+            if resume and (folder / "objects.csv").is_file():
+                log.warning("kept %s: complete from an earlier run (--resume)", folder)
+                folders.append(folder)
+                continue
+            pipeline.reset()
+            with ClipWriter(folder) as writer:
+                for frame in progress(clip.frames(), desc=clip.name, total=clip.length):
+                    result = pipeline.process(frame)
+                    writer.write(result)
+                    if on_result is not None:
+                        on_result(clip, frame, result)
+            folders.append(folder)
+    except KeyboardInterrupt:
+        done = ", ".join(f.name for f in folders) or "none"
+        print(f"interrupted: complete clips under {output}: {done}; run again with --resume to finish",
+              file=sys.stderr)
+        raise
+    report_skipped(clips)
     return folders
 
 
@@ -92,7 +117,7 @@ def cmd_run(args) -> int:
         raise TaoRosError("no model: pass --model MODEL (from 'tao-ros fit') or set model_path in the config")
     pipeline.load(pipeline.config.model_path)
     clips = _clips([args.source], args)
-    folders = run_clips(pipeline, clips, Path(args.output))
+    folders = run_clips(pipeline, clips, Path(args.output), resume=args.resume)
     print(f"wrote {len(folders)} clip folder(s) under {args.output}")
     if args.eval:
         return evaluate_and_report(args.output, args.eval, args.gt_format, args.report or Path(args.output) / "report",
@@ -103,7 +128,9 @@ def cmd_run(args) -> int:
 def evaluate_and_report(pred_dir, gt, gt_format, report_dir, threshold) -> int:
     from tao_ros.eval.evaluate import evaluate, format_table, write_report
     from tao_ros.eval.groundtruth import read_ground_truth
+    from tao_ros.io.outputs import ensure_writable
 
+    ensure_writable(report_dir)
     metrics = evaluate(pred_dir, read_ground_truth(gt, gt_format), threshold)
     print(format_table(metrics))
     written = write_report(metrics, report_dir)
@@ -120,6 +147,9 @@ def cmd_eval(args) -> int:
 
 def cmd_synth(args) -> int:
     from tao_ros.eval.synth import synthesize
+    from tao_ros.io.outputs import ensure_writable
+
+    ensure_writable(args.output)
 
     normal, test = synthesize(args.output, seed=args.seed, train_frames=args.train_frames,
                               test_frames=args.test_frames, storage=args.storage)
@@ -176,10 +206,13 @@ def cmd_replay(args) -> int:
     from tao_ros.ros.engine import AnomalyEngine
     from tao_ros.ros.replay import replay
 
+    from tao_ros.io.outputs import ensure_writable
+
     overrides = {"model_path": str(args.model)} if args.model else {}
     config = load_config(args.config, overrides)
     if not config.model_path:
         raise TaoRosError("no model: pass --model MODEL (from 'tao-ros fit') or set model_path in the config")
+    ensure_writable(Path(args.out_bag).parent)
     engine = AnomalyEngine(config)
     written = replay(engine, args.in_bag, args.out_bag, args.image_topic, args.depth_topic, args.node_name,
                      args.distribution, progress=lambda it, total=None: progress(it, "replay", total))
@@ -192,8 +225,11 @@ def cmd_replay(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="tao-ros", description="Find, segment and track anomalous objects in camera streams.")
+        prog="tao-ros", description="Find, segment and track anomalous objects in camera streams.",
+        epilog="exit codes: 0 done, 1 unexpected error (a plugin's, a bug: --debug shows where), "
+               "2 bad input, configuration or model file, 3 file system error, 130 interrupted")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name, func, help_text):
@@ -230,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--gt-format", choices=GT_FORMATS, default=None, help="format of --eval ground truth")
     run.add_argument("--report", type=Path, default=None, metavar="REPORT_DIR",
                      help="where --eval writes metrics.json and plots (default: OUTPUT/report)")
+    run.add_argument("--resume", action="store_true",
+                     help="keep clips that an interrupted earlier run completed (their objects.csv exists)")
     add_topics(run)
 
     evaluation = add("eval", cmd_eval, "compute RBDC/TBDC, frame- and pixel-level metrics of 'run' outputs")
@@ -279,10 +317,18 @@ def main(argv=None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except TaoRosError as exc:
-        print(f"tao-ros {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:  # noqa: BLE001 - the command line's edge: one line and an exit code
+        if args.debug:
+            raise
+        code, kind = (2, "error") if isinstance(exc, TaoRosError) else \
+            (3, "file system error") if isinstance(exc, OSError) else (1, f"unexpected {type(exc).__name__}")
+        print(f"tao-ros {args.command}: {kind}: {exc}" + ("" if code != 1 else " (--debug shows where)"),
+              file=sys.stderr)
+        return code
     except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"tao-ros {args.command}: interrupted", file=sys.stderr)
         return 130
 
 

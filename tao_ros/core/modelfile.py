@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +38,14 @@ def save_model(path: str | Path, arrays: dict[str, np.ndarray], metadata: dict) 
     meta = {**metadata, "format": FORMAT, "format_version": FORMAT_VERSION, "sha256": _digest(arrays)}
     blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as handle:  # a file handle keeps numpy from appending ".npz"
-        np.savez_compressed(handle, **arrays, **{_METADATA_KEY: blob})
+    # written beside and renamed: a crash never leaves a half-written model where a good one was
+    temporary = path.with_name(f".{path.name}.partial")
+    try:
+        with open(temporary, "wb") as handle:  # a file handle keeps numpy from appending ".npz"
+            np.savez_compressed(handle, **arrays, **{_METADATA_KEY: blob})
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
     return path
 
 
@@ -51,7 +58,10 @@ def load_model(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
     except Exception as exc:  # noqa: BLE001 - any decoding failure means the same to the user
-        raise ModelFileError(f"{path} is not a tao_ros model file (numpy .npz): {exc}") from exc
+        # numpy's own message may suggest allow_pickle=True, which a model file never needs
+        reason = "it holds pickled objects" if "pickle" in str(exc) else exc.__class__.__name__
+        raise ModelFileError(f"{path} is not a tao_ros model file (numpy .npz, {reason}): refit it with "
+                             "'tao-ros fit' or pass the right file") from None
     if _METADATA_KEY not in arrays:
         raise ModelFileError(f"{path} has no tao_ros metadata: it was not written by 'tao-ros fit'")
     try:

@@ -33,10 +33,13 @@ TOTAL_QUANTILES = np.concatenate([np.linspace(0.0, 0.99, 100), [0.995, 0.998, 0.
 
 @dataclass
 class StreamFrame:
-    """One input frame: [H, W, 3] uint8 BGR (or [H, W] grey) image, optional aligned depth image."""
+    """One input frame: [H, W, 3] uint8 BGR (or [H, W] grey) image, optional aligned depth image, and
+    optionally its 0-based index in the source (frames a source could not decode leave gaps: outputs
+    keep the source's numbering). Without an index, frames are numbered as they come."""
 
     image: np.ndarray
     depth: np.ndarray | None = None
+    index: int | None = None
 
 
 def as_bgr(image: np.ndarray) -> np.ndarray:
@@ -108,6 +111,8 @@ class AnomalyPipeline:
             log.warning("frame size changed from %s to %s: restarting the stream state",
                         self.previous_gray.shape[::-1], gray.shape[::-1])
             self.reset()
+        if frame.index is not None:
+            self.frame_index = frame.index
         context = FrameContext(self.frame_index, image, gray, self.previous_gray, frame.depth)
         self.previous_gray = gray
         self.frame_index += 1

@@ -67,16 +67,24 @@ def image_to_bgr(msg) -> np.ndarray:
     raise InputError(f"image encoding {encoding!r} is depth, not a camera image")
 
 
-def compressed_to_bgr(msg) -> np.ndarray:
-    """sensor_msgs/CompressedImage (jpeg, png) -> [H, W, 3] uint8 BGR; InputError if it does not decode."""
+def decode_image(data: bytes, what: str) -> np.ndarray:
+    """Encoded image bytes (JPEG, PNG, ...) -> [H, W, 3] uint8 BGR; InputError naming ``what`` if they
+    do not decode whole. OpenCV decodes a truncated JPEG without complaint (grey or missing rows),
+    so a JPEG must end with its end-of-image marker."""
     import cv2
 
-    data = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data.tobytes(),
-                         dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if data[:2] == b"\xff\xd8" and not data.rstrip(b"\0\r\n ").endswith(b"\xff\xd9"):
+        raise InputError(f"{what}: truncated JPEG (no end-of-image marker)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
-        raise InputError(f"compressed image (format {msg.format!r}, {data.size} bytes) does not decode")
+        raise InputError(f"{what}: not a decodable image ({len(data)} bytes)")
     return image
+
+
+def compressed_to_bgr(msg) -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg, png) -> [H, W, 3] uint8 BGR; InputError if it does not decode."""
+    data = bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data.tobytes()
+    return decode_image(data, f"compressed image (format {msg.format!r})")
 
 
 def numpy_to_image_fields(array: np.ndarray, encoding: str) -> dict:

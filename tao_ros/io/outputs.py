@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from tao_ros.core.geometry import mask_to_box
+from tao_ros.errors import InputError
 from tao_ros.types import FrameResult
 
 OBJECTS_HEADER = ["frame", "object_id", "x1", "y1", "x2", "y2", "score"]
@@ -28,18 +31,33 @@ def segmented_rows(result: FrameResult) -> list[list]:
     return rows
 
 
+def ensure_writable(folder: Path) -> Path:
+    """Create ``folder`` (and parents) and check that a file can be written in it, before any work
+    starts; InputError saying which folder and why otherwise."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".tao_ros_write_check_"):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot write to {folder}: {exc.strerror or exc}; choose another output") from None
+    return folder
+
+
 class ClipWriter:
     """Writes one clip's ``objects.csv`` (one row per object per frame, anomalous or not, so that
     thresholds can be swept later) and, when the pipeline segments, ``masks/FFFFFF.png``.
 
     Objects the segmenter tracks are written with their mask-derived boxes; the other detected
-    objects keep their detector boxes.
+    objects keep their detector boxes. Rows go to ``objects.csv.partial``, renamed to
+    ``objects.csv`` only when the clip ends without error: an ``objects.csv`` is always complete.
     """
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.handle = open(self.folder / "objects.csv", "w", newline="")
+        self.partial = self.folder / "objects.csv.partial"
+        self.handle = open(self.partial, "w", newline="")
         self.writer = csv.writer(self.handle)
         self.writer.writerow(OBJECTS_HEADER)
 
@@ -60,11 +78,14 @@ class ClipWriter:
             masks.mkdir(exist_ok=True)
             cv2.imwrite(str(masks / f"{result.frame_index:06d}.png"), result.instance_mask.astype(np.uint16))
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
+        """Close the file; ``complete``: the clip ended, rename it to ``objects.csv``."""
         self.handle.close()
+        if complete:
+            os.replace(self.partial, self.folder / "objects.csv")
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, *exc):
+        self.close(complete=exc_type is None)

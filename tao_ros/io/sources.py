@@ -6,14 +6,18 @@ clip can be read twice without holding it in memory).
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 
 from tao_ros.core.pipeline import StreamFrame
 from tao_ros.errors import InputError
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".pgm", ".ppm"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -24,7 +28,12 @@ IMAGE_TYPES = {"sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"}
 
 @dataclass
 class Clip:
-    """A named sequence of frames from one source."""
+    """A named sequence of frames from one source.
+
+    Frames that cannot be decoded (a truncated JPEG, a corrupt message) are skipped with a warning
+    naming them and listed in ``skipped`` (of the latest ``frames()`` pass); the others keep their
+    index in the source, so a skipped frame leaves a gap in the outputs, never a shift.
+    """
 
     name: str
     path: Path
@@ -32,43 +41,69 @@ class Clip:
     length: int | None = None
     image_topic: str | None = None
     depth_topic: str | None = None
+    skipped: list[str] = field(default_factory=list)
 
     def frames(self) -> Iterator[StreamFrame]:
+        self.skipped = []
         if self.kind == "frames":
-            return _folder_frames(self.path)
+            return _folder_frames(self.path, self.skipped)
         if self.kind == "video":
-            return _video_frames(self.path)
-        return bag_frames(self.path, self.image_topic, self.depth_topic)
+            return _video_frames(self.path, self.length, self.skipped)
+        return bag_frames(self.path, self.image_topic, self.depth_topic, self.skipped)
 
 
 def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def _folder_frames(folder: Path) -> Iterator[StreamFrame]:
-    import cv2
+def read_image(path: Path) -> np.ndarray:
+    """[H, W, 3] uint8 BGR image of the file ``path``; InputError if it cannot be decoded whole."""
+    from tao_ros.io.messages import decode_image
 
-    for path in _images_in(folder):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise InputError(f"{path}: not a readable image")
-        yield StreamFrame(image)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    return decode_image(data, str(path))
 
 
-def _video_frames(path: Path) -> Iterator[StreamFrame]:
+def _skip(skipped: list[str], what: str, reason: Exception) -> None:
+    log.warning("skipped frame %s: %s", what, reason)
+    skipped.append(what)
+
+
+def _folder_frames(folder: Path, skipped: list[str]) -> Iterator[StreamFrame]:
+    shape = None
+    for index, path in enumerate(_images_in(folder)):
+        try:
+            image = read_image(path)
+            if shape is not None and image.shape != shape:
+                raise InputError(f"{image.shape[1]}x{image.shape[0]}, the clip's frames are {shape[1]}x{shape[0]}")
+        except InputError as exc:
+            _skip(skipped, str(path), exc)
+            continue
+        shape = image.shape
+        yield StreamFrame(image, index=index)
+
+
+def _video_frames(path: Path, length: int | None, skipped: list[str]) -> Iterator[StreamFrame]:
     import cv2
 
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise InputError(f"{path}: OpenCV cannot open this video")
+    index = 0
     try:
         while True:
             ok, image = capture.read()
             if not ok:
-                return
-            yield StreamFrame(image)
+                break
+            yield StreamFrame(image, index=index)
+            index += 1
     finally:
         capture.release()
+    if length and index < length:  # a video decoder cannot resume after a corrupt frame
+        _skip(skipped, f"{path} frames {index}..{length - 1}", InputError("the video could not be decoded further"))
 
 
 def is_bag(path: Path) -> bool:
@@ -96,10 +131,21 @@ def open_clips(source: str | Path, image_topic: str | None = None, depth_topic: 
     images = _images_in(path)
     if images:
         return [Clip(path.name, path, "frames", len(images))]
-    clips = [clip for sub in sorted(p for p in path.iterdir() if p.is_dir()) for clip in open_clips(sub, image_topic, depth_topic)]
+    clips = []
+    for sub in sorted(p for p in path.iterdir() if p.is_dir()):
+        try:
+            clips += open_clips(sub, image_topic, depth_topic)
+        except InputError as exc:
+            if not str(exc).endswith(NOTHING_FOUND):
+                raise
+            log.warning("ignored %s: it holds no frames", sub)
     if not clips:
-        raise InputError(f"{path}: holds no images, videos, clip folders or rosbags")
+        raise InputError(f"{path}: {NOTHING_FOUND}")
     return clips
+
+
+NOTHING_FOUND = (f"holds no frames: looked for images ({', '.join(sorted(IMAGE_SUFFIXES))}), videos "
+                 f"({', '.join(sorted(VIDEO_SUFFIXES))}), rosbag2 folders and folders of these")
 
 
 def find_topics(path: Path, image_topic: str | None, depth_topic: str | None) -> tuple[str, str | None, int]:
@@ -153,14 +199,22 @@ def paired_messages(reader, image_topic: str, depth_topic: str | None, max_pendi
         yield log_time, image_msg, None, compressed
 
 
-def bag_frames(path: Path, image_topic: str, depth_topic: str | None = None) -> Iterator[StreamFrame]:
-    """Frames of a bag's camera topic, with their depth images; InputError on a message that does
-    not convert."""
+def bag_frames(path: Path, image_topic: str, depth_topic: str | None = None,
+               skipped: list[str] | None = None) -> Iterator[StreamFrame]:
+    """Frames of a bag's camera topic, with their depth images, indexed by message position; a
+    message that does not convert is skipped (warning, appended to ``skipped``)."""
     from rosbags.highlevel import AnyReader
 
     from tao_ros.io.messages import compressed_to_bgr, image_to_bgr, image_to_numpy
 
+    skipped = [] if skipped is None else skipped
     with AnyReader([path]) as reader:
-        for _, image_msg, depth_msg, compressed in paired_messages(reader, image_topic, depth_topic):
-            image = compressed_to_bgr(image_msg) if compressed else image_to_bgr(image_msg)
-            yield StreamFrame(image, None if depth_msg is None else image_to_numpy(depth_msg))
+        for index, (_, image_msg, depth_msg, compressed) in enumerate(
+                paired_messages(reader, image_topic, depth_topic)):
+            try:
+                image = compressed_to_bgr(image_msg) if compressed else image_to_bgr(image_msg)
+                depth = None if depth_msg is None else image_to_numpy(depth_msg)
+            except InputError as exc:
+                _skip(skipped, f"{path} {image_topic} message {index}", exc)
+                continue
+            yield StreamFrame(image, depth, index=index)
