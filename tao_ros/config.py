@@ -30,11 +30,11 @@ OPTIONS: dict[str, Param] = {
                             "threshold_quantile is 0)."),
     "threshold_quantile": Param(0.99, "If > 0, the threshold is this quantile of the normal training objects' "
                                      "held-out summed scores (e.g. 0.99: about 1% of normal objects flagged), "
-                                     "instead of 'threshold'.", minimum=0.0),
+                                     "instead of 'threshold'.", minimum=0.0, maximum=1.0),
     "score_window": Param(1, "Frames over which an object's score is averaged along its track (1 = no "
                              "smoothing).", minimum=1),
     "merge_iou": Param(0.3, "Anomalous boxes of one frame overlapping with IoU above this are merged.",
-                       minimum=0.0),
+                       minimum=0.0, maximum=1.0),
     "prompt_interval": Param(5, "Every this many frames each anomalous box becomes a segmenter prompt "
                                 "(new anomalous objects are prompted at once).", minimum=1),
     "segmenter": Param("foreground", "Segmenter plugin ('foreground': weight-free; 'sam2': SAM2 with a "
@@ -103,7 +103,27 @@ def coerce(key: str, value, param: Param):
             raise ConfigError(f"{key}: {value!r} is not allowed; choose from {list(param.choices)}")
     if param.minimum is not None and isinstance(value, (int, float)) and value < param.minimum:
         raise ConfigError(f"{key}: {value!r} is not allowed; it must be >= {param.minimum}")
+    if param.maximum is not None and isinstance(value, (int, float)) and value > param.maximum:
+        raise ConfigError(f"{key}: {value!r} is not allowed; it must be <= {param.maximum}")
     return value
+
+
+def unknown_key(key: str, value, known, what: str) -> ConfigError:
+    """ConfigError for ``key`` not among ``known``, naming the nearest valid name."""
+    import difflib
+
+    nearest = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    hint = f"did you mean {nearest[0]!r}? " if nearest else ""
+    return ConfigError(f"{key}: unknown {what} (value {value!r}); {hint}allowed: {', '.join(sorted(known)) or 'none'}")
+
+
+ROS_OWN_PARAMETERS = ("use_sim_time", "start_type_description_service")
+"""Parameters every ROS 2 node has: accepted in a parameter file, ignored by the pipeline (so is
+``qos_overrides.*``)."""
+
+
+def is_ros_own(key: str) -> bool:
+    return key in ROS_OWN_PARAMETERS or key.startswith("qos_overrides.")
 
 
 def flatten(mapping: dict, prefix: str = "") -> dict:
@@ -134,14 +154,15 @@ def from_mapping(mapping: dict) -> Config:
     """Validate flat or nested ``mapping`` into a Config; raise ConfigError naming the first bad key."""
     config = Config()
     for key, value in flatten(mapping).items():
+        if is_ros_own(key):
+            continue
         if "." in key:
             plugin, param = key.split(".", 1)
             config.plugin_params.setdefault(plugin, {})[param] = value
         elif key in OPTIONS:
             config.options[key] = coerce(key, value, OPTIONS[key])
         else:
-            raise ConfigError(f"{key}: unknown option (value {value!r}); allowed: {', '.join(OPTIONS)}, "
-                              "or PLUGIN.PARAM for a plugin's parameter")
+            raise unknown_key(key, value, OPTIONS, "option (or write PLUGIN.PARAM for a plugin's parameter)")
     return config
 
 

@@ -38,6 +38,7 @@ class Param:
     doc: str
     choices: tuple = ()
     minimum: float | None = None
+    maximum: float | None = None
 
 
 # ----------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pluggy
 
 from tao_ros import hookspecs
-from tao_ros.config import coerce
+from tao_ros.config import coerce, unknown_key
 from tao_ros.errors import ConfigError, PluginError
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,15 @@ class PluginRegistry:
                               "Run 'tao-ros plugins' to list every plugin and the package it comes from.")
         return self.infos[kind][name]
 
+    def check_config(self, plugin_params: dict[str, dict]) -> None:
+        """Every configured plugin section names a known plugin (of any kind) and only its declared,
+        valid parameters, whether or not the plugin is in use: a typo is an error, never ignored."""
+        by_name = {name: info for infos in self.infos.values() for name, info in infos.items()}
+        for name, params in plugin_params.items():
+            if name not in by_name:
+                raise unknown_key(name, params, by_name, "plugin section")
+            check_params(by_name[name], params)
+
     def create(self, kind: str, name: str, params: dict | None = None):
         """Instantiate the ``kind`` plugin ``name`` with checked ``params`` (missing ones get defaults)."""
         info = self.info(kind, name)
@@ -123,8 +132,8 @@ def check_params(info: PluginInfo, params: dict) -> dict:
     for key, value in params.items():
         full_key = f"{info.name}.{key}"
         if key not in declared:
-            raise ConfigError(f"{full_key}: unknown parameter of {info.kind} {info.name!r}; "
-                              f"allowed: {', '.join(sorted(declared)) or 'none'}")
+            raise unknown_key(full_key, value, [f"{info.name}.{k}" for k in declared],
+                              f"parameter of {info.kind} {info.name!r}")
         values[key] = coerce(full_key, value, declared[key])
     return values
 

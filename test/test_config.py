@@ -29,7 +29,9 @@ def test_plain_mapping_and_node_named_layouts(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("thresold: 2", r"thresold: unknown option \(value 2\); allowed: detector"),
+    ("thresold: 2", r"thresold: unknown option .*\(value 2\); did you mean 'threshold'\? allowed: autostart"),
+    ("threshold_quantile: 7", r"threshold_quantile: 7.0 is not allowed; it must be <= 1.0"),
+    ("merge_iou: 7", r"merge_iou: 7.0 is not allowed; it must be <= 1.0"),
     ("threshold: high", r"threshold: 'high' is not allowed; expected a float"),
     ("standardization: rank", r"standardization: 'rank' is not allowed; choose from \['zscore', 'minmax'\]"),
     ("prompt_interval: 0", r"prompt_interval: 0 is not allowed; it must be >= 1"),
@@ -55,3 +57,25 @@ def test_missing_file_and_bad_yaml(tmp_path):
 def test_every_option_is_documented():
     for key, param in OPTIONS.items():
         assert param.doc.endswith("."), key
+
+
+def test_ros_own_parameters_of_a_node_file_are_accepted_and_ignored(tmp_path):
+    path = tmp_path / "node.yaml"
+    path.write_text("/**:\n  ros__parameters:\n    use_sim_time: true\n    qos_overrides:\n"
+                    "      /image:\n        subscription:\n          depth: 3\n    threshold: 2.5\n")
+    config = load_config(path)
+    assert config.threshold == 2.5 and not config.plugin_params
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"motoin": {"min_area": 0.001}}, r"motoin: unknown plugin section .*did you mean 'motion'\?"),
+    ({"motion": {"min_aera": 0.001}}, r"motion.min_aera: unknown parameter .*did you mean 'motion.min_area'\?"),
+    ({"knn": {"k": 0}}, r"knn.k: 0 is not allowed; it must be >= 1"),  # a plugin not in use is checked too
+    ({"scorer": "knn", "mahalanobis": {"k": 3}}, r"mahalanobis.k: unknown parameter"),
+    ({"speed": {"percentile": 150.0}}, r"speed.percentile: 150.0 is not allowed; it must be <= 100.0"),
+])
+def test_every_plugin_section_and_parameter_is_checked_at_any_depth(overrides, message):
+    from tao_ros.core.pipeline import AnomalyPipeline
+
+    with pytest.raises(ConfigError, match=message):
+        AnomalyPipeline(load_config(overrides=overrides))

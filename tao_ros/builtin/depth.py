@@ -33,9 +33,9 @@ class DepthImageSource:
     name = "depth_image"
     params = {
         "inner_fraction": Param(0.5, "Central fraction of the box (per side) whose pixels are used; the "
-                                     "rim is mostly background.", minimum=0.05),
+                                     "rim is mostly background.", minimum=0.05, maximum=1.0),
         "min_valid_fraction": Param(0.05, "Below this share of valid pixels the depth is unknown (NaN).",
-                                    minimum=0.0),
+                                    minimum=0.0, maximum=1.0),
     }
 
     def __init__(self, **params):

@@ -86,14 +86,14 @@ class SpeedFeature(TrackAveragedFeature):
                                    "their neighbours than fast).", choices=("ultrafast", "fast", "medium")),
         "min_pixels": Param(12, "Fewer foreground pixels than this in the box: use the whole box.", minimum=1),
         "part_size": Param(0.05, "Window over which flow is averaged, as a fraction of image height.",
-                           minimum=0.0),
+                           minimum=0.0, maximum=1.0),
         "min_samples": Param(4, "The speed is unknown until the track has this many measurements: a single "
                                 "frame's flow of a new blob is noisy.", minimum=1),
         "perspective": Param("none", "'none': speed in pixels per frame; 'depth': times the object's depth, so "
                                      "that far and near objects compare (for cameras with strong perspective).",
                              choices=("none", "depth")),
         "percentile": Param(90.0, "Percentile of the local speeds inside the object taken as its speed.",
-                            minimum=0.0),
+                            minimum=0.0, maximum=100.0),
     }
 
     def extract(self, context: FrameContext, detections: Detections, depth: np.ndarray) -> np.ndarray:

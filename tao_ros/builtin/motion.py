@@ -90,18 +90,19 @@ class MotionDetector:
                                minimum=0.0),
         "shadows": Param(False, "Leave out cast shadows (MOG2 shadow detection). Off by default: it also takes "
                                 "dark clothing on a light ground for shadow."),
-        "min_area": Param(0.0006, "Smallest object, as a fraction of the image area.", minimum=0.0),
+        "min_area": Param(0.0006, "Smallest object, as a fraction of the image area.", minimum=0.0, maximum=1.0),
         "close_size": Param(5, "Morphological closing kernel (pixels at 240 rows; scaled with image "
                                "height) that joins an object's parts.", minimum=1),
         "absorb_gap": Param(4.0, "A small blob this close (pixels at 240 rows, scaled with image height) to a "
                                  "much larger one is taken as its fragment (a wheel, a limb) and joined to it.",
                             minimum=0.0),
         "absorb_ratio": Param(0.3, "Blobs smaller than this fraction of a neighbour's area count as fragments.",
-                              minimum=0.0),
+                              minimum=0.0, maximum=1.0),
         "split_merged": Param(True, "A blob that covers the expected boxes of several objects tracked apart "
                                     "until the last frame (people walking into each other) is split between "
                                     "them, so that each keeps its own box and id."),
-        "match_iou": Param(0.1, "Tracker: least IoU between a box and a track's predicted box.", minimum=0.0),
+        "match_iou": Param(0.1, "Tracker: least IoU between a box and a track's predicted box.", minimum=0.0,
+                           maximum=1.0),
         "max_missed": Param(5, "Tracker: frames a lost track is kept for re-identification.", minimum=0),
         "learning_rate": Param(-1.0, "Background learning rate after init_frames; -1 = MOG2's automatic "
                                      "1/min(frames, history). A slow fixed rate keeps slow, uniform objects from "

@@ -42,7 +42,7 @@ class ForegroundSegmenter:
         "dilate": Param(0.0, "Pixels (at 240 rows, scaled with image height) the final mask is grown by.",
                         minimum=0.0),
         "min_part_ratio": Param(0.4, "Foreground parts smaller than this fraction of the object's largest part "
-                                     "are left out (bystanders inside its box).", minimum=0.0),
+                                     "are left out (bystanders inside its box).", minimum=0.0, maximum=1.0),
         "patience": Param(4, "Frames an object may be lost (not anomalous, or an empty mask) before it is "
                               "dropped.", minimum=1),
         "max_objects": Param(32, "Most objects tracked at once; the lowest-scoring make room.", minimum=1),

@@ -59,7 +59,7 @@ class UltralyticsDetector:
         "architecture": Param("yolov8n.yaml", "Model config the state-dict weights belong to."),
         "trust_checkpoint": Param(False, "Allow a pickled ultralytics checkpoint (runs code from the file)."),
         "classes": Param([-1], "Class indices to keep; [-1] keeps all."),
-        "confidence": Param(0.25, "Least detection confidence.", minimum=0.0),
+        "confidence": Param(0.25, "Least detection confidence.", minimum=0.0, maximum=1.0),
         "image_size": Param(640, "Inference image size (pixels).", minimum=32),
         "device": Param("cpu", "'cpu', 'cuda' or 'cuda:N'."),
         "tracker": Param("bytetrack.yaml", "Ultralytics tracker config.", choices=("bytetrack.yaml", "botsort.yaml")),
@@ -102,7 +102,7 @@ class PoseFeature:
         "trust_checkpoint": Param(False, "Allow a pickled ultralytics checkpoint (runs code from the file)."),
         "device": Param("cpu", "'cpu', 'cuda' or 'cuda:N'."),
         "min_visibility": Param(0.5, "Keypoints less visible than this are treated as unseen.", minimum=0.0),
-        "match_iou": Param(0.3, "Least IoU between a pose box and a detection.", minimum=0.0),
+        "match_iou": Param(0.3, "Least IoU between a pose box and a detection.", minimum=0.0, maximum=1.0),
     }
 
     def __init__(self, **params):

@@ -64,6 +64,7 @@ class AnomalyPipeline:
     def __init__(self, config: Config, registry: PluginRegistry | None = None):
         self.config = config
         self.registry = registry or PluginRegistry.discover()
+        self.registry.check_config(config.plugin_params)
         create = self._create
         self.detector = GuardedPlugin("detector", create("detector", config.detector))
         self.depth = GuardedPlugin("depth", create("depth", config.depth_source))
