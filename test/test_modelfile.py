@@ -61,5 +61,6 @@ def test_pipeline_model_round_trip_and_layout_mismatch(fitted_pipeline, tmp_path
     np.testing.assert_allclose(again.scorers["speed"].score(probe), fitted_pipeline.scorers["speed"].score(probe))
 
     other = AnomalyPipeline(load_config(overrides={"scorer": "mahalanobis", "features": ["speed", "pose"]}))
-    with pytest.raises(ModelFileError, match=r"scorer: model has 'knn'.*feature 'pose' is not in the model"):
+    with pytest.raises(ModelFileError, match=r"features: model \['speed', 'depth'\], configuration \['speed', 'pose'\].*"
+                       r"pose.weights: model unset, configuration ''.*scorer: model 'knn', configuration 'mahalanobis'"):
         other.load(path)

@@ -187,3 +187,24 @@ def test_a_learned_feature_is_trained_in_fit_and_travels_in_the_model_file(tmp_p
         a, b = fitted.process(StreamFrame(image)), loaded.process(StreamFrame(image))
         np.testing.assert_allclose(a.feature_scores["motion_ae"], b.feature_scores["motion_ae"], rtol=1e-5)
         np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
+
+
+def test_a_model_loads_only_under_the_settings_it_was_fitted_with(tmp_path, caplog):
+    from tao_ros.config import load_config
+    from tao_ros.core.pipeline import AnomalyPipeline
+
+    clips = [scene_frames(seed, 40, anomalies=False) for seed in range(2)]
+    fitted = AnomalyPipeline(load_config())
+    fitted.fit([(f"clip{i}", lambda c=c: (StreamFrame(f[0]) for f in c)) for i, c in enumerate(clips)])
+    fitted.save(tmp_path / "model.npz")
+    for overrides, differing in [({"knn": {"k": 9}}, "knn.k: model 5, configuration 9"),
+                                 ({"speed": {"perspective": "depth"}}, "speed.perspective: model 'none'"),
+                                 ({"depth_source": "depth_image"}, "depth_source: model 'ground_plane'"),
+                                 ({"motion": {"min_area": 0.001}}, "motion.min_area: model 0.0006")]:
+        with pytest.raises(ModelFileError, match="fitted with other settings: .*" + differing):
+            AnomalyPipeline(load_config(overrides=overrides)).load(tmp_path / "model.npz")
+    caplog.clear()
+    post = AnomalyPipeline(load_config(overrides={"merge_iou": 0.5, "segmenter": "none", "device": "cuda"}))
+    post.load(tmp_path / "model.npz")  # post-processing and device only: loads, warns
+    assert post.fitted and "merge_iou: model 0.3, configuration 0.5" in caplog.text
+    assert "foreground.patience" in caplog.text and "device" not in caplog.text

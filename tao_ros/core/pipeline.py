@@ -22,10 +22,16 @@ from tao_ros.core.prompts import PromptScheduler
 from tao_ros.core.scoring import Standardizer, combine
 from tao_ros.core.tracking import TrackHistory
 from tao_ros.errors import InputError, ModelFileError
-from tao_ros.plugins import GuardedPlugin, PluginRegistry
+from tao_ros.plugins import GuardedPlugin, PluginRegistry, check_params
 from tao_ros.types import Detections, FrameContext, FrameResult
 
 log = logging.getLogger(__name__)
+
+FIT_OPTIONS = ("detector", "depth_source", "features", "scorer", "standardization", "max_training_samples",
+               "fit_chunk_frames")
+"""Options that shape a fitted model: loading it under other values is an error."""
+POST_OPTIONS = ("threshold", "threshold_quantile", "score_window", "merge_iou", "prompt_interval", "segmenter")
+"""Options that act after scoring: loading a model under other values only warns."""
 
 TOTAL_QUANTILES = np.concatenate([np.linspace(0.0, 0.99, 100), [0.995, 0.998, 0.999, 1.0]])
 """Quantile levels of the normal objects' held-out summed scores kept in the model file."""
@@ -298,12 +304,48 @@ class AnomalyPipeline:
         return summary
 
     # ------------------------------------------------------------------ model files
+    def settings(self) -> dict[str, dict]:
+        """Every setting, defaults resolved, as {"fit": {...}, "post": {...}}: "fit" shaped the fitted
+        model (detector, depth source, features, scorer, their parameters), "post" only acts after
+        scoring (threshold, merging, prompts, segmenter). Devices are neither: a model runs anywhere."""
+        plugins = {"detector": [self.config.detector], "depth": [self.config.depth_source],
+                   "feature": self.config.features, "scorer": [self.config.scorer],
+                   "segmenter": [] if self.config.segmenter == "none" else [self.config.segmenter]}
+
+        def resolved(kinds):
+            return {f"{name}.{key}": value for kind in kinds for name in plugins[kind]
+                    for key, value in check_params(self.registry.info(kind, name), self.config.params_for(name)).items()
+                    if key != "device"}
+
+        options = self.config.options
+        return {"fit": {**{k: options[k] for k in FIT_OPTIONS}, **resolved(("detector", "depth", "feature", "scorer"))},
+                "post": {**{k: options[k] for k in POST_OPTIONS}, **resolved(("segmenter",))}}
+
+    def _check_settings(self, path, saved: dict | None) -> None:
+        """ModelFileError listing the "fit" settings that differ from the model's; a warning for "post" ones."""
+        if saved is None:
+            log.warning("%s does not record the settings it was fitted with (older tao_ros): they cannot be checked",
+                        path)
+            return
+        wanted = self.settings()
+
+        def differences(part):
+            model, configured = saved.get(part, {}), wanted[part]
+
+            def shown(values, key):
+                return repr(values[key]) if key in values else "unset"
+
+            return [f"{key}: model {shown(model, key)}, configuration {shown(configured, key)}"
+                    for key in sorted(set(model) | set(configured)) if model.get(key) != configured.get(key)]
+
+        if differences("fit"):
+            raise ModelFileError(f"{path} was fitted with other settings: " + "; ".join(differences("fit"))
+                                 + ". Refit with 'tao-ros fit' under this configuration, or configure as the model was.")
+        for difference in differences("post"):
+            log.warning("%s: %s (applies after scoring: the model stays valid)", path, difference)
+
     def _layout(self) -> dict:
-        return {
-            "depth_source": self.config.depth_source,
-            "scorer": self.config.scorer,
-            "features": {name: list(plugin.plugin.columns) for name, plugin in self.features.items()},
-        }
+        return {"features": {name: list(plugin.plugin.columns) for name, plugin in self.features.items()}}
 
     def save(self, path) -> None:
         arrays = {f"depth/{k}": v for k, v in self.depth.plugin.state().items()}
@@ -314,14 +356,14 @@ class AnomalyPipeline:
             arrays[f"standardizer/{name}"] = self.standardizers[name].stats
         arrays["training_totals"] = self.training_totals
         save_model(path, arrays, {"tao_ros_version": __version__, "layout": self._layout(),
-                                  "detector": self.config.detector})
+                                  "settings": self.settings()})
 
     def load(self, path) -> None:
         """Load a model file; ModelFileError saying what differs if it does not fit this configuration."""
         arrays, metadata = load_model(path)
+        self._check_settings(path, metadata.get("settings"))
         saved, wanted = metadata.get("layout", {}), self._layout()
-        problems = [f"{key}: model has {saved.get(key)!r}, configuration wants {wanted[key]!r}"
-                    for key in ("depth_source", "scorer") if saved.get(key) != wanted[key]]
+        problems = []
         for name, columns in wanted["features"].items():
             if name not in saved.get("features", {}):
                 problems.append(f"feature {name!r} is not in the model (it has {sorted(saved.get('features', {}))})")
