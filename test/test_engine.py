@@ -113,7 +113,11 @@ def test_newest_frame_wins_and_stale_frames_are_counted(engine):
 
 
 def test_runtime_parameters_are_validated(engine):
-    assert engine.set_parameter("threshold", 7) is None and engine.pipeline.config.threshold == 7.0
+    refused = engine.set_parameter("threshold", 7)  # the default threshold_quantile sets the threshold
+    assert "no effect while threshold_quantile (0.99)" in refused and engine.pipeline.config.threshold == 1.5
+    assert engine.set_parameter("threshold_quantile", 0.0) is None
+    assert engine.set_parameter("threshold", 7) is None and engine.pipeline.threshold == 7.0
+    assert "must be <= 1.0" in engine.set_parameter("threshold_quantile", 7)
     assert engine.set_parameter("prompt_interval", 3) is None and engine.pipeline.prompts.interval == 3
     assert "must be >= 1" in engine.set_parameter("prompt_interval", 0)
     assert "cannot change while running" in engine.set_parameter("detector", "x")
@@ -130,3 +134,45 @@ def test_calibration_learns_normal_saves_and_switches_to_detection(tmp_path):
         assert run(engine, InputFrame(image_msg(t + 1, image))) is None
     assert path.is_file() and engine.status.startswith("detecting")
     assert run(engine, InputFrame(image_msg(40))) is not None
+
+
+@pytest.mark.parametrize("failure", ["unwritable model_path", "no objects to learn from"])
+def test_a_failed_calibration_keeps_the_previous_model_detecting(engine, tmp_path, failure):
+    before = engine.pipeline
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    engine.config.options["model_path"] = str(blocker / "model.npz")  # cannot be written, even by root
+    engine.start_calibration(frames=20)
+    blank = np.full_like(FRAMES[0][0], 90)
+    for t in range(20):
+        image = blank if failure == "no objects to learn from" else scene_frames(2, 20, anomalies=False)[t][0]
+        assert run(engine, InputFrame(image_msg(t, image))) is None
+    assert engine.status.startswith("calibration failed") and "previous model" in engine.status
+    assert engine.counts["calibration_failures"] == 1 and engine.diagnostics()["status"] == engine.status
+    assert engine.pipeline is before and before.fitted
+    assert run(engine, InputFrame(image_msg(30))) is not None  # still detecting
+
+
+def test_calibration_keeps_frames_compressed(tmp_path):
+    config = load_config(overrides={"model_path": str(tmp_path / "m.npz"), "depth_source": "depth_image"})
+    engine = AnomalyEngine(config)
+    engine.start_calibration(frames=50)
+    depth = np.full(FRAMES[0][0].shape[:2], 4.0, np.float32)
+    for t in range(10):
+        run(engine, InputFrame(image_msg(t), depth_msg(t, depth)))
+    raw = sum(FRAMES[0][0].nbytes + depth.nbytes for _ in range(10))
+    kept = sum(jpeg.nbytes + png.nbytes for jpeg, png in engine.calibration)
+    assert kept < raw / 4
+    decoded = __import__("cv2").imdecode(engine.calibration[0][1], -1)
+    assert decoded.dtype == np.uint16 and (decoded == 4000).all()  # millimetres, as a 16UC1 image
+
+
+def test_a_model_path_that_does_not_exist_yet_means_no_model_yet(tmp_path):
+    path = tmp_path / "robot" / "normal.npz"
+    engine = AnomalyEngine(load_config(overrides={"model_path": str(path)}))
+    assert engine.status == f"no model yet: call ~/calibrate to create {path}"
+    assert run(engine, InputFrame(image_msg(0))) is None and engine.counts["not_fitted"] == 1
+    engine.start_calibration(frames=30)
+    for t, (image, *_rest) in enumerate(scene_frames(2, 30, anomalies=False)):
+        run(engine, InputFrame(image_msg(t + 1, image)))
+    assert path.is_file() and engine.status.startswith("detecting")

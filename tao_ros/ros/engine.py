@@ -19,7 +19,7 @@ import numpy as np
 from tao_ros.config import OPTIONS, Config, coerce
 from tao_ros.core.geometry import mask_to_box
 from tao_ros.core.pipeline import AnomalyPipeline, StreamFrame
-from tao_ros.errors import ConfigError, InputError, TaoRosError
+from tao_ros.errors import ConfigError, InputError
 from tao_ros.io.messages import (MessageTypes, compressed_to_bgr, detections_to_msg, header_stamp_ns, image_to_bgr,
                                  image_to_numpy, numpy_to_image)
 from tao_ros.types import FrameResult
@@ -116,7 +116,11 @@ class AnomalyEngine:
         self.calibration: list | None = None
         self.calibration_target = 0
         self.status = "no model: call ~/calibrate or set model_path"
-        if config.model_path:
+        if config.model_path and not Path(config.model_path).expanduser().exists():
+            # where the calibrated model is to go: not an error, the robot has not learned normal yet
+            self.status = f"no model yet: call ~/calibrate to create {config.model_path}"
+            log.warning(self.status)
+        elif config.model_path:
             self.pipeline.load(config.model_path)
             self.status = "detecting"
 
@@ -205,29 +209,46 @@ class AnomalyEngine:
         return self.status
 
     def _record(self, frame: StreamFrame) -> None:
+        """Keep a calibration frame compressed: JPEG image, and the depth image (only where the depth
+        source reads it) as 16-bit millimetre PNG; a few tens of kB a frame instead of megabytes.
+        (Fitting reads the frames twice, the depth source learning first, so frames are kept.)"""
         import cv2
 
-        ok, jpeg = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, 95])  # compact, bounded
-        self.calibration.append((jpeg, frame.depth))
+        from tao_ros.builtin.depth import depth_in_metres
+
+        jpeg = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, 95])[1]
+        depth = None
+        if frame.depth is not None and self.config.depth_source == "depth_image":
+            millimetres = np.nan_to_num(depth_in_metres(frame.depth) * 1000.0, nan=0.0)
+            depth = cv2.imencode(".png", np.clip(millimetres, 0, 65535).astype(np.uint16))[1]
+        self.calibration.append((jpeg, depth))
         if len(self.calibration) >= self.calibration_target:
             self._fit_calibration()
 
     def _fit_calibration(self) -> None:
+        """Fit a new pipeline on the side, save it atomically, and only then use it: any failure (bad
+        frames, too few objects, an unwritable model_path) leaves the previous model detecting."""
         import cv2
 
         recorded, self.calibration = self.calibration, None
 
         def frames():
-            return (StreamFrame(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), depth) for jpeg, depth in recorded)
+            return (StreamFrame(cv2.imdecode(jpeg, cv2.IMREAD_COLOR),
+                                None if depth is None else cv2.imdecode(depth, cv2.IMREAD_UNCHANGED))
+                    for jpeg, depth in recorded)
 
         path = Path(self.config.model_path or "tao_ros_model.npz").expanduser()
+        candidate = AnomalyPipeline(self.config, self.pipeline.registry)
         try:
-            self.pipeline.fit([("calibration", frames)])
-            self.pipeline.save(path)
-        except TaoRosError as exc:
-            self.status = f"calibration failed: {exc}"
+            candidate.fit([("calibration", frames)])
+            candidate.save(path)
+        except Exception as exc:  # noqa: BLE001 - whatever failed, detection goes on with what it had
+            self.counts["calibration_failures"] += 1
+            before = "detecting with the previous model" if self.pipeline.fitted else "still no model"
+            self.status = f"calibration failed ({type(exc).__name__}: {exc}); {before}"
             log.error(self.status)
             return
+        self.pipeline = candidate
         self.config.options["model_path"] = str(path)
         self.status = f"detecting (model fitted on {len(recorded)} frames, saved to {path})"
         log.info(self.status)
@@ -241,6 +262,10 @@ class AnomalyEngine:
             value = coerce(name, value, OPTIONS[name])
         except ConfigError as exc:
             return str(exc)
+        quantile = self.config.threshold_quantile
+        if name == "threshold" and quantile > 0 and self.pipeline.training_totals is not None:
+            return (f"threshold has no effect while threshold_quantile ({quantile:g}) sets the threshold "
+                    f"({self.pipeline.threshold:.3g}): set threshold_quantile to 0 first")
         self.config.options[name] = value
         self.pipeline.config.options[name] = value
         if name == "prompt_interval":
