@@ -10,6 +10,29 @@ import pytest
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 
+def import_ros(*modules: str):
+    """Import ROS 2 Python modules for a test module; skip it where they are absent, except where
+    TAO_ROS_REQUIRE_ROS=1 (CI): there a missing module is an error, never a skip."""
+    import importlib
+
+    if os.environ.get("TAO_ROS_REQUIRE_ROS") == "1":
+        return [importlib.import_module(m) for m in modules]
+    return [pytest.importorskip(m) for m in modules]
+
+
+_domain_ids = iter(range(1 + os.getpid() % 60, 233))
+
+
+@pytest.fixture
+def ros_domain(monkeypatch):
+    """A ROS_DOMAIN_ID of this test's own and discovery limited to this machine (for rclpy in the
+    test process and for node processes it starts)."""
+    domain = next(_domain_ids)
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    return domain
+
+
 def scene_frames(seed: int, frames: int, anomalies: bool, walkers: int = 6):
     """Frames of a synthetic scene: list of (image, depth, instances, anomalous ids).
 
