@@ -176,3 +176,30 @@ def test_a_model_path_that_does_not_exist_yet_means_no_model_yet(tmp_path):
     for t, (image, *_rest) in enumerate(scene_frames(2, 30, anomalies=False)):
         run(engine, InputFrame(image_msg(t + 1, image)))
     assert path.is_file() and engine.status.startswith("detecting")
+
+
+def test_detection_scores_are_confidences_in_0_1_monotone_in_the_anomaly_score(engine):
+    scores = np.array([-5.0, 0.0, 1.0, 3.0, 50.0, np.nan])
+    share = engine.pipeline.normal_share(scores)
+    assert ((share >= 0) & (share <= 1)).all() and share[-1] == 0.0
+    assert (np.diff(share[:-1]) >= 0).all() and share[0] == 0.0 and share[4] == 1.0
+    # the operating threshold is the 0.99 quantile of normal scores: 99% of normal objects score lower
+    assert engine.pipeline.normal_share([engine.pipeline.threshold])[0] == pytest.approx(0.99, abs=0.005)
+    for t in range(len(FRAMES)):
+        outputs = run(engine, InputFrame(image_msg(t)))
+        detections = engine.messages(outputs, TYPES)["~/detections"].detections
+        for detection in detections:
+            assert 0.0 <= detection.results[0].hypothesis.score <= 1.0
+        if detections:
+            break
+    assert detections, "the anomalies of the scene were detected"
+
+
+def test_calibration_without_model_path_saves_under_ros_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROS_HOME", str(tmp_path / "ros_home"))
+    engine = AnomalyEngine(load_config(overrides={"model_path": ""}))
+    engine.start_calibration(frames=30)
+    for t, (image, *_rest) in enumerate(scene_frames(2, 30, anomalies=False)):
+        run(engine, InputFrame(image_msg(t + 1, image)))
+    expected = tmp_path / "ros_home" / "tao_ros" / "model.npz"
+    assert expected.is_file() and engine.config.model_path == str(expected)

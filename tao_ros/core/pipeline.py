@@ -204,6 +204,15 @@ class AnomalyPipeline:
             feature_scores[name] = scores
         return feature_scores, combine(feature_scores, n)
 
+    def normal_share(self, scores: np.ndarray) -> np.ndarray:
+        """[N] summed scores -> [N] in [0, 1]: the share of the normal training objects whose held-out
+        summed score is lower (0.99: more anomalous than 99% of normal objects); monotone in the
+        score, comparable across models. 0 for unknown (NaN) scores."""
+        scores = np.asarray(scores, dtype=np.float64)
+        if self.training_totals is None:
+            raise ModelFileError("no fitted model: the share of normal objects needs one")
+        return np.nan_to_num(np.interp(scores, self.training_totals, TOTAL_QUANTILES), nan=0.0)
+
     @property
     def threshold(self) -> float:
         """The score at which an object is anomalous: ``threshold``, or with ``threshold_quantile``

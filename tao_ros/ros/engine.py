@@ -237,7 +237,7 @@ class AnomalyEngine:
                                 None if depth is None else cv2.imdecode(depth, cv2.IMREAD_UNCHANGED))
                     for jpeg, depth in recorded)
 
-        path = Path(self.config.model_path or "tao_ros_model.npz").expanduser()
+        path = Path(self.config.model_path or default_model_path()).expanduser()
         candidate = AnomalyPipeline(self.config, self.pipeline.registry)
         try:
             candidate.fit([("calibration", frames)])
@@ -280,8 +280,11 @@ class AnomalyEngine:
         boxes, ids, labels, scores = anomalous_objects(result)
         instance = result.instance_mask if result.instance_mask is not None else np.zeros((height, width), np.uint16)
         anomaly = instance > 0 if result.instance_mask is not None else boxes_mask(boxes, (height, width))
+        # hypothesis.score: the share of normal training objects scoring lower, a confidence in [0, 1]
+        # (the raw summed score is in objects.csv and on the overlay)
+        confidence = self.pipeline.normal_share(scores)
         messages = {
-            "~/detections": detections_to_msg(types, header, boxes, ids, labels, scores),
+            "~/detections": detections_to_msg(types, header, boxes, ids, labels, confidence),
             "~/instance_mask": numpy_to_image(types, header, instance, "mono16"),
             "~/anomaly_mask": numpy_to_image(types, header, anomaly.astype(np.uint8) * 255, "mono8"),
         }
@@ -323,6 +326,13 @@ class AnomalyEngine:
 
     def close(self) -> None:
         self.slot.close()
+
+
+def default_model_path() -> Path:
+    """Where ~/calibrate saves without a model_path: ``$ROS_HOME/tao_ros/model.npz`` (``~/.ros/...``)."""
+    import os
+
+    return Path(os.environ.get("ROS_HOME", "~/.ros")).expanduser() / "tao_ros" / "model.npz"
 
 
 def anomalous_objects(result: FrameResult) -> tuple[np.ndarray, np.ndarray, list, np.ndarray]:

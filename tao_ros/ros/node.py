@@ -6,6 +6,7 @@ deactivate = unsubscribe, stop, free GPU memory  cleanup = drop publishers and m
 
 from __future__ import annotations
 
+import signal
 import threading
 
 import rclpy
@@ -13,7 +14,9 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray
@@ -49,8 +52,9 @@ class AnomalyNode(LifecycleNode):
         self.create_service(Trigger, "~/calibrate", self.on_calibrate)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.diagnostics_timer = None
-        if self.get_parameter("autostart").value:
-            self.trigger_configure()
+        # a configure that fails leaves the node up and unconfigured (it says why); activating it
+        # then would be an invalid transition that ends the process
+        if self.get_parameter("autostart").value and self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             self.trigger_activate()
 
     # -------------------------------------------------------------- parameters
@@ -65,6 +69,8 @@ class AnomalyNode(LifecycleNode):
         for parameter in parameters:
             if parameter.name not in OPTIONS and "." not in parameter.name:
                 continue  # ROS' own parameters (use_sim_time, ...)
+            if parameter.name in OPTIONS and self.engine.config.options[parameter.name] == parameter.value:
+                continue  # the node reporting the engine's own change (model_path after ~/calibrate)
             reason = self.engine.set_parameter(parameter.name, parameter.value)
             if reason is not None:
                 return SetParametersResult(successful=False, reason=reason)
@@ -103,6 +109,8 @@ class AnomalyNode(LifecycleNode):
             self.subscriptions_active = [self.create_subscription(
                 image_type, image_topic, lambda msg: self.engine.submit(InputFrame(msg, None, config.compressed)),
                 qos, event_callbacks=events)]
+        if self.worker is not None:  # one that outlived its stop: never run two
+            self.worker.join()
         self.running.set()
         self.worker = threading.Thread(target=self.work, name="tao_ros_worker", daemon=True)
         self.worker.start()
@@ -124,13 +132,21 @@ class AnomalyNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def stop(self) -> None:
+        """Stop the worker first, then forget the stream: a frame in flight must not re-add the old
+        stream's objects after the reset."""
         self.running.clear()
         if self.engine is not None:
             self.engine.slot.put(None)  # wake the worker
-            self.engine.pipeline.reset()  # drop tracked objects and their (GPU) memories
         if self.worker is not None:
             self.worker.join(timeout=5.0)
-            self.worker = None
+            if self.worker.is_alive():  # a frame still in the models: activate waits for it
+                self.get_logger().error("worker still busy after 5 s; it stops after its current frame")
+            else:
+                self.worker = None
+        if self.engine is not None:
+            self.engine.slot.take(timeout=0)  # a frame that came in meanwhile belongs to the old stream
+            self.engine.pipeline.reset()  # drop tracked objects and their (GPU) memories
+            self.engine.last_stamp = None
         for subscription in self.subscriptions_active:
             self.destroy_subscription(subscription)
         self.subscriptions_active = []
@@ -148,6 +164,12 @@ class AnomalyNode(LifecycleNode):
             overlay = self.publishers_by_topic["~/overlay"].get_subscription_count() > 0
             for topic, msg in self.engine.messages(outputs, self.types, overlay).items():
                 self.publishers_by_topic[topic].publish(msg)
+        self.report_model_path()
+
+    def report_model_path(self) -> None:
+        """After ~/calibrate, the model_path parameter names the file in use."""
+        if self.engine is not None and self.get_parameter("model_path").value != self.engine.config.model_path:
+            self.set_parameters([Parameter("model_path", value=self.engine.config.model_path)])
 
     def on_incompatible_qos(self, event) -> None:
         self.get_logger().warning(
@@ -163,6 +185,10 @@ class AnomalyNode(LifecycleNode):
         return response
 
     def publish_diagnostics(self) -> None:
+        self.report_model_path()
+        self._publish_diagnostics()
+
+    def _publish_diagnostics(self) -> None:
         values = self.engine.diagnostics()
         level = DiagnosticStatus.OK if values["status"].startswith("detecting") else DiagnosticStatus.WARN
         status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: anomaly detection",
@@ -181,8 +207,16 @@ def free_gpu_memory() -> None:
         torch.cuda.empty_cache()
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(args=None) -> None:
-    rclpy.init(args=args)
+    # Ctrl-C and SIGTERM end the spin here rather than in rclpy's handler, which would invalidate the
+    # ROS context under the worker thread: the worker stops first, then the context goes.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     node = AnomalyNode()
     executor = MultiThreadedExecutor()
     executor.add_node(node)

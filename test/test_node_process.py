@@ -1,0 +1,153 @@
+"""``anomaly_node`` started as a process (as ``ros2 launch`` does), tested over DDS by a separate
+rclpy node: outputs stamped like their input, lifecycle after a failed configure, Ctrl-C.
+
+Skipped where ROS 2 is absent, except under TAO_ROS_REQUIRE_ROS=1 (CI): there it must run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import import_ros, scene_frames
+
+rclpy, *_ = import_ros("rclpy", "vision_msgs", "std_srvs", "lifecycle_msgs")
+
+from lifecycle_msgs.msg import Transition  # noqa: E402
+from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
+from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
+from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
+from rcl_interfaces.srv import SetParameters  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from vision_msgs.msg import Detection2DArray  # noqa: E402
+
+from tao_ros.config import DEFAULT_CONFIG_PATH  # noqa: E402
+from tao_ros.io.messages import MessageTypes, make_header, numpy_to_image  # noqa: E402
+
+FRAMES = [f[0] for f in scene_frames(7, 30, anomalies=True)]
+
+
+@pytest.fixture
+def peer(ros_domain):
+    rclpy.init(domain_id=ros_domain)
+    node = rclpy.create_node("test_peer")
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    yield node, executor
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+@pytest.fixture
+def model(fitted_pipeline, tmp_path):
+    path = tmp_path / "model.npz"
+    fitted_pipeline.save(path)
+    return path
+
+
+def start_node(*parameters: str) -> subprocess.Popen:
+    executable = shutil.which("anomaly_node") or sys.exit("anomaly_node is not installed: pip install -e .")
+    args = [executable, "--ros-args", "--params-file", str(DEFAULT_CONFIG_PATH)]
+    for parameter in ("qos_reliability:=reliable", *parameters):
+        args += ["-p", parameter]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stop(process: subprocess.Popen) -> str:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.stdout.read()
+
+
+def spin_until(executor, condition, timeout=30.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not condition():
+        executor.spin_once(timeout_sec=0.05)
+    return condition()
+
+
+def call(peer, service_type, name, request, timeout=30.0):
+    node, executor = peer
+    client = node.create_client(service_type, name)
+    assert client.wait_for_service(timeout_sec=timeout), f"{name} never appeared"
+    future = client.call_async(request)
+    assert spin_until(executor, future.done, timeout)
+    return future.result()
+
+
+def stream_and_collect(peer, frames, first_stamp=1):
+    """Publish ``frames`` as camera images; returns (sent stamps, output topic -> received messages)."""
+    node, executor = peer
+    received = {"detections": [], "instance_mask": [], "anomaly_mask": []}
+    for name, msg_type in (("detections", Detection2DArray), ("instance_mask", Image), ("anomaly_mask", Image)):
+        node.create_subscription(msg_type, f"/anomaly_node/{name}", lambda m, n=name: received[n].append(m), 50)
+    publisher = node.create_publisher(Image, "/image", 10)
+    assert spin_until(executor, lambda: publisher.get_subscription_count() > 0), "the node never subscribed"
+    types = MessageTypes.from_rclpy()
+    sent = []
+    for t, image in enumerate(frames):
+        stamp = first_stamp + t
+        publisher.publish(numpy_to_image(types, make_header(types, stamp * 10**9, f"cam{stamp}"), image, "bgr8"))
+        sent.append(stamp)
+        spin_until(executor, lambda: len(received["anomaly_mask"]) >= len(sent), timeout=5.0)
+    spin_until(executor, lambda: len(received["anomaly_mask"]) >= len(sent), timeout=10.0)
+    return sent, received
+
+
+def test_frames_in_every_output_out_stamped_like_its_input_and_ctrl_c_while_streaming(peer, model):
+    process = start_node(f"model_path:={model}")
+    try:
+        sent, received = stream_and_collect(peer, FRAMES)
+        assert len(received["anomaly_mask"]) >= 0.8 * len(sent)  # newest-frame hand-off may drop a few
+        for messages in received.values():
+            for msg in messages:
+                stamp = msg.header.stamp.sec
+                assert stamp in sent and msg.header.frame_id == f"cam{stamp}"
+        assert any(m.detections for m in received["detections"]), "the scene's anomalies were detected"
+        node, executor = peer
+        publisher = node.create_publisher(Image, "/image", 10)
+        types = MessageTypes.from_rclpy()
+        for t in range(5):  # Ctrl-C while frames flow
+            publisher.publish(numpy_to_image(types, make_header(types, (100 + t) * 10**9, "cam"), FRAMES[t], "bgr8"))
+            executor.spin_once(timeout_sec=0.02)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=15) == 0
+    finally:
+        output = stop(process)
+    assert "Traceback" not in output, output
+
+
+def test_a_failed_configure_with_autostart_leaves_the_node_up_and_a_later_configure_works(peer, model, tmp_path):
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not a model")
+    process = start_node(f"model_path:={garbage}")
+    try:
+        state = call(peer, GetState, "/anomaly_node/get_state", GetState.Request())
+        assert state.current_state.label == "unconfigured"
+        time.sleep(1.0)
+        assert process.poll() is None, "the node died after a failed configure"
+        value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=str(model))
+        result = call(peer, SetParameters, "/anomaly_node/set_parameters",
+                      SetParameters.Request(parameters=[ParameterMsg(name="model_path", value=value)]))
+        assert result.results[0].successful
+        for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+            request = ChangeState.Request()
+            request.transition.id = transition
+            assert call(peer, ChangeState, "/anomaly_node/change_state", request).success
+        sent, received = stream_and_collect(peer, FRAMES[:10])
+        assert received["detections"] and {m.header.stamp.sec for m in received["detections"]} <= set(sent)
+    finally:
+        output = stop(process)
+    assert "configure failed" in output and "not a tao_ros model file" in output, output
+    assert "Traceback" not in output, output
