@@ -203,3 +203,38 @@ def test_calibration_without_model_path_saves_under_ros_home(tmp_path, monkeypat
         run(engine, InputFrame(image_msg(t + 1, image)))
     expected = tmp_path / "ros_home" / "tao_ros" / "model.npz"
     assert expected.is_file() and engine.config.model_path == str(expected)
+
+
+def test_live_depth_is_paired_by_stamp_in_either_order(fitted_pipeline, tmp_path):
+    path = tmp_path / "model.npz"
+    fitted_pipeline.save(path)
+    engine = AnomalyEngine(load_config(overrides={"model_path": str(path), "use_depth": True}))
+    depth = np.full(FRAMES[0][0].shape[:2], 5.0, np.float32)
+    engine.submit_depth(depth_msg(0, depth))  # depth first
+    engine.submit_image(image_msg(0))
+    first = engine.slot.take(timeout=0)
+    assert first.depth_msg is not None and first.image_msg.header.stamp == first.depth_msg.header.stamp
+    engine.submit_image(image_msg(1))  # image first: waits for its depth
+    assert engine.slot.take(timeout=0) is None
+    engine.submit_depth(depth_msg(1, depth))
+    second = engine.slot.take(timeout=0)
+    assert second.depth_msg is not None and second.depth_msg.header.stamp.nanosec == 100_000_000
+
+
+def test_a_silent_depth_topic_lets_frames_through_without_depth_and_says_why(fitted_pipeline, tmp_path, monkeypatch):
+    path = tmp_path / "model.npz"
+    fitted_pipeline.save(path)
+    engine = AnomalyEngine(load_config(overrides={"model_path": str(path), "use_depth": True, "qos_depth": 3}))
+    for t in range(8):
+        engine.submit_image(image_msg(t))
+        engine.step(timeout=0)
+    assert engine.counts["processed"] >= 4 and engine.counts["without_depth"] == 5  # 3 wait for depth
+    assert engine.problems() == []  # not silent for long yet
+    monkeypatch.setattr(engine, "started", engine.started - 10)
+    status = engine.diagnostics()["status"]
+    assert "images arrive but no depth image for 10 s" in status and engine.diagnostics()["without_depth"] == "5"
+
+
+def test_no_images_at_all_is_reported(engine, monkeypatch):
+    monkeypatch.setattr(engine, "started", engine.started - 5)
+    assert "no camera image for 5 s" in engine.diagnostics()["status"]

@@ -12,12 +12,14 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from conftest import import_ros, scene_frames
 
 rclpy, *_ = import_ros("rclpy", "vision_msgs", "std_srvs", "lifecycle_msgs")
 
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
@@ -131,10 +133,15 @@ def test_frames_in_every_output_out_stamped_like_its_input_and_ctrl_c_while_stre
 def test_a_failed_configure_with_autostart_leaves_the_node_up_and_a_later_configure_works(peer, model, tmp_path):
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"not a model")
-    process = start_node(f"model_path:={garbage}")
+    process = start_node(f"model_path:={garbage}", "diagnostics_period:=0.2")
+    node, executor = peer
+    statuses = []
+    node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: statuses.extend(m.status), 10)
     try:
         state = call(peer, GetState, "/anomaly_node/get_state", GetState.Request())
         assert state.current_state.label == "unconfigured"
+        assert spin_until(executor, lambda: any("configure failed" in s.message for s in statuses))
+        assert statuses[-1].level == DiagnosticStatus.WARN and "not a tao_ros model file" in statuses[-1].message
         time.sleep(1.0)
         assert process.poll() is None, "the node died after a failed configure"
         value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=str(model))
@@ -150,4 +157,40 @@ def test_a_failed_configure_with_autostart_leaves_the_node_up_and_a_later_config
     finally:
         output = stop(process)
     assert "configure failed" in output and "not a tao_ros model file" in output, output
+    assert "Traceback" not in output, output
+
+
+def test_depth_is_paired_over_dds_and_a_silent_depth_topic_is_reported(peer, model):
+    process = start_node(f"model_path:={model}", "use_depth:=true", "diagnostics_period:=0.2")
+    node, executor = peer
+    diagnostics = []
+    node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diagnostics.extend(m.status), 10)
+    outputs = []
+    node.create_subscription(Image, "/anomaly_node/anomaly_mask", outputs.append, 50)
+    images = node.create_publisher(Image, "/image", 10)
+    depths = node.create_publisher(Image, "/depth", 10)
+    types = MessageTypes.from_rclpy()
+    depth = np.full(FRAMES[0].shape[:2], 4.0, np.float32)
+    try:
+        assert spin_until(executor, lambda: images.get_subscription_count() and depths.get_subscription_count())
+        for t, image in enumerate(FRAMES[:12]):
+            header = make_header(types, (t + 1) * 10**9, "cam")
+            pair = [(images, numpy_to_image(types, header, image, "bgr8")),
+                    (depths, numpy_to_image(types, header, depth, "32FC1"))]
+            for publisher, msg in (pair if t % 2 else pair[::-1]):  # either arrival order
+                publisher.publish(msg)
+            spin_until(executor, lambda: len(outputs) > t, timeout=5.0)
+
+        def values():
+            return {kv.key: kv.value for kv in diagnostics[-1].values} if diagnostics else {}
+
+        assert spin_until(executor, lambda: int(values().get("processed", 0)) >= 8)
+        assert values()["without_depth"] == "0"
+        for t, image in enumerate(FRAMES[12:24]):  # the depth camera falls silent
+            images.publish(numpy_to_image(types, make_header(types, (t + 20) * 10**9, "cam"), image, "bgr8"))
+            spin_until(executor, lambda: False, timeout=0.3)
+        assert spin_until(executor, lambda: "no depth image" in (diagnostics[-1].message if diagnostics else ""))
+        assert int(values()["without_depth"]) > 0 and diagnostics[-1].level == DiagnosticStatus.WARN
+    finally:
+        output = stop(process)
     assert "Traceback" not in output, output

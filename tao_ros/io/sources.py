@@ -7,7 +7,6 @@ clip can be read twice without holding it in memory).
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,33 +169,24 @@ def find_topics(path: Path, image_topic: str | None, depth_topic: str | None) ->
 def paired_messages(reader, image_topic: str, depth_topic: str | None, max_pending: int = 64
                     ) -> Iterator[tuple[int, object, object | None, bool]]:
     """(log time, image message, depth message or None, compressed?) per camera message of an open
-    ``rosbags`` reader, paired with the depth message of the same stamp (aligned depth is published
-    with the camera's stamp). An image waits, boundedly, for its depth in either log order; one
-    whose depth never comes is given without it."""
+    ``rosbags`` reader, paired with the depth message of the same stamp (``StampPairer``, as the node
+    pairs live topics), in either log order."""
     from tao_ros.io.messages import header_stamp_ns
+    from tao_ros.io.pairing import StampPairer
 
     connections = [c for c in reader.connections if c.topic in {image_topic, depth_topic}]
-    pending: OrderedDict[int, tuple[int, object, bool]] = OrderedDict()  # stamp -> (log time, msg, compressed)
-    depths: OrderedDict[int, object] = OrderedDict()
-    newest_depth = -1
+    pairer = StampPairer(depth_topic is not None, max_pending=max_pending)
     for connection, log_time, raw in reader.messages(connections=connections):
         msg = reader.deserialize(raw, connection.msgtype)
         stamp = header_stamp_ns(msg.header)
         if connection.topic == depth_topic:
-            depths[stamp] = msg
-            newest_depth = max(newest_depth, stamp)
-            while len(depths) > max_pending:
-                depths.popitem(last=False)
+            ready = pairer.add_depth(stamp, msg)
         else:
-            pending[stamp] = (log_time, msg, connection.msgtype.endswith("CompressedImage"))
-        while pending:
-            first = next(iter(pending))
-            if depth_topic is not None and first not in depths and newest_depth <= first and len(pending) <= max_pending:
-                break
-            log_time, image_msg, compressed = pending.pop(first)
-            yield log_time, image_msg, depths.pop(first, None), compressed
-    for log_time, image_msg, compressed in pending.values():
-        yield log_time, image_msg, None, compressed
+            ready = pairer.add_image(stamp, (log_time, msg, connection.msgtype.endswith("CompressedImage")))
+        for (log_time_, image_msg, compressed), depth_msg in ready:
+            yield log_time_, image_msg, depth_msg, compressed
+    for (log_time_, image_msg, compressed), depth_msg in pairer.flush():
+        yield log_time_, image_msg, depth_msg, compressed
 
 
 def bag_frames(path: Path, image_topic: str, depth_topic: str | None = None,

@@ -20,6 +20,7 @@ from tao_ros.config import OPTIONS, Config, coerce
 from tao_ros.core.geometry import mask_to_box
 from tao_ros.core.pipeline import AnomalyPipeline, StreamFrame
 from tao_ros.errors import ConfigError, InputError
+from tao_ros.io.pairing import StampPairer
 from tao_ros.io.messages import (MessageTypes, compressed_to_bgr, detections_to_msg, header_stamp_ns, image_to_bgr,
                                  image_to_numpy, numpy_to_image)
 from tao_ros.types import FrameResult
@@ -115,6 +116,11 @@ class AnomalyEngine:
         self.started = time.monotonic()
         self.calibration: list | None = None
         self.calibration_target = 0
+        # live image and depth topics are paired here, as bags are (no message_filters)
+        self.pairer = StampPairer(config.use_depth, int(config.sync_slop * 1e9), max_pending=config.qos_depth)
+        self.pairer_lock = threading.Lock()
+        self.last_image: float | None = None
+        self.last_depth: float | None = None
         self.status = "no model: call ~/calibrate or set model_path"
         if config.model_path and not Path(config.model_path).expanduser().exists():
             # where the calibrated model is to go: not an error, the robot has not learned normal yet
@@ -130,6 +136,45 @@ class AnomalyEngine:
         self.counts["received"] += 1
         if self.slot.put(frame):
             self.counts["dropped_stale"] += 1
+
+    def submit_image(self, msg, compressed: bool = False) -> None:
+        """A camera message from the live topic: handed on at once, or with use_depth once paired
+        with the depth image of its stamp (or without it when none can come)."""
+        self.last_image = time.monotonic()
+        self._pair(lambda pairer: pairer.add_image(self._stamp(msg), (msg, compressed)))
+
+    def submit_depth(self, msg) -> None:
+        """A depth message from the live topic (use_depth)."""
+        self.last_depth = time.monotonic()
+        self._pair(lambda pairer: pairer.add_depth(self._stamp(msg), msg))
+
+    def _stamp(self, msg) -> int:
+        try:
+            return header_stamp_ns(msg.header)
+        except Exception:  # noqa: BLE001 - a message without a usable header is decoded (and dropped) later
+            return -1
+
+    def _pair(self, add) -> None:
+        with self.pairer_lock:
+            ready = add(self.pairer)
+        for (image_msg, compressed), depth_msg in ready:
+            if self.config.use_depth and depth_msg is None:
+                self.counts["without_depth"] += 1
+            self.submit(InputFrame(image_msg, depth_msg, compressed))
+
+    def problems(self, silence: float = 2.0) -> list[str]:
+        """Why nothing (or less than asked) comes out, for the diagnostics: no images, or images but no
+        depth, for more than ``silence`` seconds."""
+        now, problems = time.monotonic(), []
+        if now - (self.last_image or self.started) > silence:
+            problems.append(f"no camera image for {now - (self.last_image or self.started):.0f} s: check the "
+                            "'image' remapping and qos_reliability")
+        elif self.config.use_depth and now - (self.last_depth or self.started) > silence:
+            problems.append(f"images arrive but no depth image for {now - (self.last_depth or self.started):.0f} s: "
+                            "check the 'depth' remapping; frames are processed without depth")
+        for problem in problems:
+            self.warnings.warn(problem.split(":")[0], problem)
+        return problems
 
     def step(self, timeout: float = 0.1) -> FrameOutputs | None:
         """Worker: process the newest submitted frame, if any."""
@@ -297,13 +342,15 @@ class AnomalyEngine:
     def diagnostics(self) -> dict[str, str]:
         """Key -> value of the node's state for /diagnostics."""
         elapsed = max(time.monotonic() - self.started, 1e-9)
+        problems = self.problems()
         values = {
-            "status": self.status,
+            "status": "; ".join([self.status, *problems]),
             "input_rate_hz": f"{self.counts['received'] / elapsed:.2f}",
             "processed_rate_hz": f"{self.counts['processed'] / elapsed:.2f}",
             "received": str(self.counts["received"]),
             "processed": str(self.counts["processed"]),
             "dropped_stale": str(self.counts["dropped_stale"]),
+            "without_depth": str(self.counts["without_depth"]),
             "dropped_bad_input": str(sum(self.bad_input.values())),
             "time_jumps_back": str(self.counts["time_jumps_back"]),
             "pipeline_errors": str(self.counts["pipeline_errors"]),

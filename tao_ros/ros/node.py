@@ -46,12 +46,14 @@ class AnomalyNode(LifecycleNode):
         self.publishers_by_topic = {}
         self.subscriptions_active = []
         self.worker: threading.Thread | None = None
-        self.sync = None
         self.running = threading.Event()
         self.add_on_set_parameters_callback(self.on_set_parameters)
         self.create_service(Trigger, "~/calibrate", self.on_calibrate)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.diagnostics_timer = None
+        self.state_note = "unconfigured: call configure (lifecycle) or start with autostart: true"
+        # diagnostics in every state, so that an unconfigured or inactive node says why nothing comes out
+        self.diagnostics_timer = self.create_timer(self.get_parameter("diagnostics_period").value,
+                                                   self.publish_diagnostics)
         # a configure that fails leaves the node up and unconfigured (it says why); activating it
         # then would be an invalid transition that ends the process
         if self.get_parameter("autostart").value and self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
@@ -81,6 +83,7 @@ class AnomalyNode(LifecycleNode):
         try:
             self.engine = AnomalyEngine(from_mapping(self.config_mapping()))
         except TaoRosError as exc:
+            self.state_note = f"unconfigured: configure failed: {exc}"
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
         self.publishers_by_topic = {topic: self.create_lifecycle_publisher(msg_type, topic, 10)
@@ -95,26 +98,17 @@ class AnomalyNode(LifecycleNode):
                          else ReliabilityPolicy.RELIABLE)
         events = SubscriptionEventCallbacks(incompatible_qos=self.on_incompatible_qos)
         image_type, image_topic = (CompressedImage, "image/compressed") if config.compressed else (Image, "image")
+        self.subscriptions_active = [self.create_subscription(
+            image_type, image_topic, lambda msg: self.engine.submit_image(msg, config.compressed), qos,
+            event_callbacks=events)]
         if config.use_depth:
-            import message_filters
-
-            image_sub = message_filters.Subscriber(self, image_type, image_topic, qos_profile=qos, event_callbacks=events)
-            depth_sub = message_filters.Subscriber(self, Image, "depth", qos_profile=qos, event_callbacks=events)
-            self.sync = message_filters.ApproximateTimeSynchronizer([image_sub, depth_sub], config.qos_depth,
-                                                                    config.sync_slop)
-            self.sync.registerCallback(lambda image, depth: self.engine.submit(
-                InputFrame(image, depth, config.compressed)))
-            self.subscriptions_active = [image_sub.sub, depth_sub.sub]
-        else:
-            self.subscriptions_active = [self.create_subscription(
-                image_type, image_topic, lambda msg: self.engine.submit(InputFrame(msg, None, config.compressed)),
-                qos, event_callbacks=events)]
+            self.subscriptions_active.append(self.create_subscription(
+                Image, "depth", self.engine.submit_depth, qos, event_callbacks=events))
         if self.worker is not None:  # one that outlived its stop: never run two
             self.worker.join()
         self.running.set()
         self.worker = threading.Thread(target=self.work, name="tao_ros_worker", daemon=True)
         self.worker.start()
-        self.diagnostics_timer = self.create_timer(config.diagnostics_period, self.publish_diagnostics)
         return super().on_activate(state)
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:
@@ -125,6 +119,7 @@ class AnomalyNode(LifecycleNode):
         for publisher in self.publishers_by_topic.values():
             self.destroy_publisher(publisher)
         self.publishers_by_topic, self.engine = {}, None
+        self.state_note = "unconfigured: cleaned up; call configure (lifecycle)"
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state) -> TransitionCallbackReturn:
@@ -150,9 +145,6 @@ class AnomalyNode(LifecycleNode):
         for subscription in self.subscriptions_active:
             self.destroy_subscription(subscription)
         self.subscriptions_active = []
-        if self.diagnostics_timer is not None:
-            self.destroy_timer(self.diagnostics_timer)
-            self.diagnostics_timer = None
         free_gpu_memory()
 
     # -------------------------------------------------------------- work
@@ -185,14 +177,20 @@ class AnomalyNode(LifecycleNode):
         return response
 
     def publish_diagnostics(self) -> None:
+        if self.engine is None or not self.running.is_set():
+            note = self.state_note if self.engine is None else "inactive: call activate (lifecycle)"
+            self.get_logger().warning(f"no outputs: {note}", throttle_duration_sec=10.0)
+            self._publish_status(DiagnosticStatus.WARN, note, {"status": note})
+            return
         self.report_model_path()
-        self._publish_diagnostics()
-
-    def _publish_diagnostics(self) -> None:
         values = self.engine.diagnostics()
-        level = DiagnosticStatus.OK if values["status"].startswith("detecting") else DiagnosticStatus.WARN
+        level = DiagnosticStatus.OK if values["status"].startswith("detecting") and ";" not in values["status"] \
+            else DiagnosticStatus.WARN
+        self._publish_status(level, values["status"], values)
+
+    def _publish_status(self, level, message: str, values: dict) -> None:
         status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: anomaly detection",
-                                  message=values["status"], hardware_id="tao_ros",
+                                  message=message, hardware_id="tao_ros",
                                   values=[KeyValue(key=k, value=v) for k, v in values.items()])
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
