@@ -208,3 +208,52 @@ def test_a_model_loads_only_under_the_settings_it_was_fitted_with(tmp_path, capl
     post.load(tmp_path / "model.npz")  # post-processing and device only: loads, warns
     assert post.fitted and "merge_iou: model 0.3, configuration 0.5" in caplog.text
     assert "foreground.patience" in caplog.text and "device" not in caplog.text
+
+
+@pytest.mark.parametrize("id_style", ["huge track ids", "no track ids"])
+def test_one_id_per_object_in_detections_instance_mask_and_objects_csv(id_style):
+    """A detector whose track ids do not fit 16 bits, or that gives none: every output still names an
+    object by one id, the value of its pixels, stable along its track and unique in a frame."""
+    from types import SimpleNamespace
+
+    from tao_ros.builtin.motion import MotionDetector
+    from tao_ros.config import load_config
+    from tao_ros.core.pipeline import AnomalyPipeline
+    from tao_ros.io.outputs import segmented_rows
+    from tao_ros.plugins import PluginRegistry
+    from tao_ros.ros.engine import anomalous_objects
+    from tao_ros.types import UNTRACKED
+
+    class RelabelledDetector(MotionDetector):
+        name = "relabelled"
+
+        def detect(self, context):
+            found = super().detect(context)
+            self.own_ids = found.ids  # the motion tracker's ids, for the test to compare with
+            ids = found.ids + 70_000 if id_style == "huge track ids" else np.full(len(found), UNTRACKED)
+            return Detections(found.xyxy, ids=ids)
+
+    registry = PluginRegistry.discover(extra_plugins=(SimpleNamespace(
+        tao_ros_add_detectors=hookimpl(lambda: [RelabelledDetector])),))
+    pipeline = AnomalyPipeline(load_config(overrides={"detector": "relabelled"}), registry)
+    clips = [scene_frames(seed, 60, anomalies=False) for seed in range(2)]
+    pipeline.fit([(f"clip{i}", lambda c=c: (StreamFrame(f[0]) for f in c)) for i, c in enumerate(clips)])
+    own_to_public: dict[int, set] = {}
+    segmented = 0
+    for image, *_ in scene_frames(7, 60, anomalies=True):
+        result = pipeline.process(StreamFrame(image))
+        ids = result.detections.ids
+        assert ((ids >= 1) & (ids <= 65535)).all() and len(set(ids.tolist())) == len(ids)
+        boxes, published, _, _ = anomalous_objects(result)
+        pixel_values = set(np.unique(result.instance_mask).tolist()) - {0}
+        assert set(published.tolist()) == pixel_values  # Detection2D.id = the value of its pixels
+        for row in segmented_rows(result):
+            assert (result.instance_mask == row[1]).any() and row[1] in set(ids.tolist()) | pixel_values
+        segmented += len(published)
+        for own, public in zip(pipeline.detector.plugin.own_ids.tolist(), ids.tolist()):
+            own_to_public.setdefault(own, set()).add(public)
+    assert segmented > 0
+    # one public id per track all along (with no track ids, the IoU tracker follows the same boxes
+    # as the motion detector's own), and no public id for two tracks
+    assert all(len(public) == 1 for public in own_to_public.values()), own_to_public
+    assert len({next(iter(p)) for p in own_to_public.values()}) == len(own_to_public)

@@ -3,81 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
-from tao_ros.core.geometry import iou_matrix
+from tao_ros.core.tracking import BoxTracker
 from tao_ros.hookspecs import Param, hookimpl
 from tao_ros.types import Detections, FrameContext
-
-
-class BoxTracker:
-    """Gives boxes stable ids across frames by optimal IoU matching against predicted track boxes.
-
-    Written here rather than taken from ultralytics' BYTETracker because that tracker only reports
-    confirmed tracks (it drops an object's first frame) and needs detector confidences; every
-    detection of the motion detector must keep an id from the frame it appears.
-    """
-
-    def __init__(self, match_iou: float = 0.1, max_missed: int = 5):
-        self.match_iou = match_iou
-        self.max_missed = max_missed
-        self.reset()
-
-    def reset(self) -> None:
-        self.boxes = np.zeros((0, 4))
-        self.velocity = np.zeros((0, 4))
-        self.ids = np.zeros(0, dtype=np.int64)
-        self.missed = np.zeros(0, dtype=np.int64)
-        self.next_id = 1
-
-    def _match_by_distance(self, xyxy, predicted, rows, cols):
-        """Second pass for boxes IoU could not match: a fast object's boxes in consecutive frames may
-        not overlap at all. Matches by centre distance (within one box diagonal) between boxes of
-        similar size."""
-        free_rows = np.setdiff1d(np.arange(len(xyxy)), rows)
-        free_cols = np.setdiff1d(np.arange(len(predicted)), cols)
-        if not len(free_rows) or not len(free_cols):
-            return rows, cols
-        a, b = xyxy[free_rows], predicted[free_cols]
-        centre_a, centre_b = (a[:, :2] + a[:, 2:]) / 2, (b[:, :2] + b[:, 2:]) / 2
-        diagonal = np.hypot(*(a[:, 2:] - a[:, :2]).T)[:, None] / 2 + np.hypot(*(b[:, 2:] - b[:, :2]).T)[None, :] / 2
-        distance = np.linalg.norm(centre_a[:, None] - centre_b[None], axis=2) / np.maximum(diagonal, 1e-9)
-        area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)[:, None]
-        area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)[None, :]
-        similar = (area_a < 2 * area_b) & (area_b < 2 * area_a)
-        cost = np.where(similar & (distance <= 1.0), distance, 1e6)
-        r, c = linear_sum_assignment(cost)
-        ok = cost[r, c] < 1e6
-        return np.concatenate([rows, free_rows[r[ok]]]), np.concatenate([cols, free_cols[c[ok]]])
-
-    def recent(self) -> np.ndarray:
-        """[T, 4] where the tracks seen in the last frame are expected in the next one."""
-        seen = self.missed == 0
-        return (self.boxes + self.velocity)[seen]
-
-    def update(self, xyxy: np.ndarray) -> np.ndarray:
-        """[N, 4] boxes of this frame -> [N] int64 track ids (new ids for unmatched boxes)."""
-        predicted = self.boxes + self.velocity
-        iou = iou_matrix(xyxy, predicted)
-        rows, cols = linear_sum_assignment(-iou) if iou.size else (np.zeros(0, int), np.zeros(0, int))
-        keep = iou[rows, cols] >= self.match_iou
-        rows, cols = rows[keep], cols[keep]
-        rows, cols = self._match_by_distance(xyxy, predicted, rows, cols)
-        ids = np.empty(len(xyxy), dtype=np.int64)
-        ids[rows] = self.ids[cols]
-        new = np.setdiff1d(np.arange(len(xyxy)), rows)
-        ids[new] = np.arange(self.next_id, self.next_id + len(new))
-        self.next_id += len(new)
-
-        velocity = np.zeros((len(xyxy), 4))
-        velocity[rows] = 0.5 * self.velocity[cols] + 0.5 * (xyxy[rows] - self.boxes[cols])
-        lost = np.setdiff1d(np.arange(len(self.ids)), cols)
-        lost = lost[self.missed[lost] < self.max_missed]
-        self.boxes = np.concatenate([xyxy, predicted[lost]])
-        self.velocity = np.concatenate([velocity, self.velocity[lost]])
-        self.ids = np.concatenate([ids, self.ids[lost]])
-        self.missed = np.concatenate([np.zeros(len(xyxy), dtype=np.int64), self.missed[lost] + 1])
-        return ids
 
 
 class MotionDetector:

@@ -20,7 +20,7 @@ from tao_ros.core.instances import InstanceNumbers, compose_instances
 from tao_ros.core.modelfile import load_model, save_model
 from tao_ros.core.prompts import PromptScheduler
 from tao_ros.core.scoring import Standardizer, combine
-from tao_ros.core.tracking import TrackHistory
+from tao_ros.core.tracking import ObjectIds, TrackHistory
 from tao_ros.errors import InputError, ModelFileError
 from tao_ros.plugins import GuardedPlugin, PluginRegistry, check_params
 from tao_ros.types import Detections, FrameContext, FrameResult
@@ -83,6 +83,7 @@ class AnomalyPipeline:
             self.segmenter = GuardedPlugin("segmenter", create("segmenter", config.segmenter))
         self.score_history = TrackHistory(config.score_window)
         self.prompts = PromptScheduler(config.prompt_interval)
+        self.object_ids = ObjectIds()
         self.instance_numbers = InstanceNumbers()
         self.last_scores: dict[int, float] = {}  # object id -> its latest score, bounded
         self.timings: dict[str, float] = {}  # seconds spent per stage on the last frame
@@ -106,6 +107,7 @@ class AnomalyPipeline:
             plugin.call("reset", None)
         self.score_history.reset()
         self.prompts.reset()
+        self.object_ids.reset()
         self.instance_numbers.reset()
         self.last_scores.clear()
 
@@ -136,6 +138,7 @@ class AnomalyPipeline:
             log.error("detector %r returned %r instead of Detections: frame skipped", self.detector.name,
                       type(detections).__name__)
             detections = Detections.empty()
+        detections = self.object_ids.assign(detections)
         n = len(detections)
         depth = self._checked(self.depth.call("estimate", None, context, detections), (n,), self.depth.name)
         features = {}

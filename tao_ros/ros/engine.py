@@ -394,7 +394,7 @@ def anomalous_objects(result: FrameResult) -> tuple[np.ndarray, np.ndarray, list
         if box is None:
             continue
         boxes.append(box)
-        ids.append(object_id)
+        ids.append(instance_id)  # the value of its pixels: the object id (ObjectIds fit 16 bits)
         labels.append(labels_by_id.get(int(object_id), "object"))
         scores.append(float(score))
     return np.array(boxes).reshape(-1, 4), np.array(ids, dtype=np.int64), labels, np.array(scores)
