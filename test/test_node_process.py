@@ -194,3 +194,151 @@ def test_depth_is_paired_over_dds_and_a_silent_depth_topic_is_reported(peer, mod
     finally:
         output = stop(process)
     assert "Traceback" not in output, output
+
+
+def change_state(peer, transition: int) -> bool:
+    request = ChangeState.Request()
+    request.transition.id = transition
+    return call(peer, ChangeState, "/anomaly_node/change_state", request).success
+
+
+def set_parameter(peer, name: str, value) -> object:
+    if isinstance(value, float):
+        parameter_value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+    else:
+        parameter_value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+    request = SetParameters.Request(parameters=[ParameterMsg(name=name, value=parameter_value)])
+    return call(peer, SetParameters, "/anomaly_node/set_parameters", request).results[0]
+
+
+def latest_diagnostics(peer):
+    node, executor = peer
+    statuses = []
+    node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: statuses.extend(m.status), 10)
+
+    def values():
+        return {kv.key: kv.value for kv in statuses[-1].values} if statuses else {}
+
+    return statuses, values
+
+
+def test_lifecycle_cycles_never_bring_back_the_old_streams_objects(peer, model):
+    process = start_node(f"model_path:={model}")
+    blank = np.full_like(FRAMES[0], 96)
+    try:
+        _, first = stream_and_collect(peer, FRAMES[:15])
+        assert any(m.detections for m in first["detections"])
+        assert change_state(peer, Transition.TRANSITION_DEACTIVATE)
+        assert change_state(peer, Transition.TRANSITION_ACTIVATE)
+        _, second = stream_and_collect(peer, [blank] * 8, first_stamp=100)  # a new, empty scene
+        assert second["detections"] and not any(m.detections for m in second["detections"])
+        assert all(not np.asarray(m.data).any() for m in second["instance_mask"])
+        for transition in (Transition.TRANSITION_DEACTIVATE, Transition.TRANSITION_CLEANUP,
+                           Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+            assert change_state(peer, transition), transition
+        _, third = stream_and_collect(peer, FRAMES[:15], first_stamp=200)
+        assert any(m.detections for m in third["detections"])
+    finally:
+        output = stop(process)
+    assert "Traceback" not in output, output
+
+
+def test_runtime_threshold_changes_what_is_published(peer, model):
+    process = start_node(f"model_path:={model}")
+    try:
+        assert not set_parameter(peer, "threshold", 1e9).successful  # the quantile sets it
+        assert set_parameter(peer, "threshold_quantile", 0.0).successful
+        assert set_parameter(peer, "threshold", 1e9).successful
+        _, none = stream_and_collect(peer, FRAMES[:12])
+        assert none["detections"] and not any(m.detections for m in none["detections"])
+        assert set_parameter(peer, "threshold", -1e9).successful
+        _, every = stream_and_collect(peer, FRAMES[12:24], first_stamp=50)
+        assert sum(len(m.detections) for m in every["detections"]) >= len(every["detections"])
+    finally:
+        output = stop(process)
+    assert "Traceback" not in output, output
+
+
+def publish(peer, frames, first_stamp=1):
+    """Publish ``frames`` as camera images without waiting for outputs (calibration publishes none)."""
+    node, executor = peer
+    publisher = node.create_publisher(Image, "/image", 10)
+    assert spin_until(executor, lambda: publisher.get_subscription_count() > 0)
+    types = MessageTypes.from_rclpy()
+    for t, image in enumerate(frames):
+        publisher.publish(numpy_to_image(types, make_header(types, (first_stamp + t) * 10**9, "cam"), image, "bgr8"))
+        spin_until(executor, lambda: False, timeout=0.1)
+
+
+def test_calibrate_creates_the_model_and_a_failed_one_keeps_detecting(peer, tmp_path):
+    from std_srvs.srv import Trigger
+
+    path = tmp_path / "robot" / "normal.npz"
+    process = start_node(f"model_path:={path}", "calibration_frames:=40", "diagnostics_period:=0.2")
+    statuses, _ = latest_diagnostics(peer)
+    node, executor = peer
+    try:
+        assert spin_until(executor, lambda: statuses and "call ~/calibrate to create" in statuses[-1].message)
+        assert call(peer, Trigger, "/anomaly_node/calibrate", Trigger.Request()).success
+        publish(peer, [f[0] for f in scene_frames(3, 40, anomalies=False)])
+        assert spin_until(executor, lambda: statuses and statuses[-1].message.startswith("detecting"), timeout=60)
+        assert path.is_file()
+        assert call(peer, Trigger, "/anomaly_node/calibrate", Trigger.Request()).success
+        publish(peer, [np.full_like(FRAMES[0], 96)] * 40, first_stamp=100)  # nothing to learn from
+        assert spin_until(executor, lambda: "calibration failed" in statuses[-1].message, timeout=60)
+        assert "previous model" in statuses[-1].message
+        _, after = stream_and_collect(peer, FRAMES[:12], first_stamp=300)
+        assert any(m.detections for m in after["detections"])  # still detecting with the first model
+    finally:
+        output = stop(process)
+    assert "Traceback" not in output, output
+
+
+def test_malformed_messages_are_counted_and_dropped(peer, model):
+    process = start_node(f"model_path:={model}", "use_depth:=true", "diagnostics_period:=0.2")
+    statuses, values = latest_diagnostics(peer)
+    node, executor = peer
+    types = MessageTypes.from_rclpy()
+    images = node.create_publisher(Image, "/image", 10)
+    depths = node.create_publisher(Image, "/depth", 10)
+    try:
+        assert spin_until(executor, lambda: images.get_subscription_count() and depths.get_subscription_count())
+        depth = np.full(FRAMES[0].shape[:2], 4.0, np.float32)
+        cases = ["valid", "encoding", "short data", "depth size", "nan depth", "valid"]
+        for t, case in enumerate(cases):
+            header = make_header(types, (t + 1) * 10**9, "cam")
+            image = numpy_to_image(types, header, FRAMES[t], "bgr8")
+            depth_msg = numpy_to_image(types, header, depth, "32FC1")
+            if case == "encoding":
+                image.encoding = "yuv422_weird"
+            elif case == "short data":
+                image.data = image.data[:100]
+            elif case == "depth size":
+                depth_msg = numpy_to_image(types, header, depth[:10, :10], "32FC1")
+            elif case == "nan depth":
+                depth_msg = numpy_to_image(types, header, np.full_like(depth, np.nan), "32FC1")
+            depths.publish(depth_msg)
+            images.publish(image)
+            spin_until(executor, lambda: False, timeout=0.3)
+        # two images dropped; the wrong-size depth dropped (its frame goes on without depth); NaN depth
+        # is "unknown" depth, not an error
+        assert spin_until(executor, lambda: values().get("bad_input_image") == "2"
+                          and values().get("bad_input_depth") == "1" and int(values().get("processed", 0)) >= 3), values()
+        assert process.poll() is None
+    finally:
+        output = stop(process)
+    assert "Traceback" not in output, output
+
+
+def test_an_incompatible_publisher_qos_is_reported_by_policy(peer, model):
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    process = start_node(f"model_path:={model}")  # subscribes reliable
+    node, executor = peer
+    publisher = node.create_publisher(Image, "/image", QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+    try:
+        spin_until(executor, lambda: False, timeout=4.0)
+        del publisher
+    finally:
+        output = stop(process)
+    assert "incompatible" in output and "RELIABILITY" in output.upper(), output
