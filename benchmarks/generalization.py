@@ -201,7 +201,7 @@ def main() -> None:
               + "".join(f"{auroc(labels, candidate.scores, [c]):>8.3f}" for c in clips)
               + f"{auroc(labels, candidate.scores, clips):>8.3f}")
 
-    print(f"\nleave-one-clip-out: chosen on the other clips, frame AUROC on the held-out clip\n")
+    print("\nleave-one-clip-out: chosen on the other clips, frame AUROC on the held-out clip\n")
     print(f"{'held out':<10}{'chosen':<{width}}{'on others':>10}{'held out':>10}")
     held_out, chosen = [], []
     for clip in clips:

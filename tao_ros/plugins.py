@@ -10,7 +10,7 @@ import pluggy
 
 from tao_ros import hookspecs
 from tao_ros.config import coerce, unknown_key
-from tao_ros.errors import ConfigError, PluginError
+from tao_ros.errors import PluginError
 
 log = logging.getLogger(__name__)
 

@@ -62,3 +62,21 @@ def fitted_pipeline():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def model(fitted_pipeline, tmp_path):
+    """A model file of ``fitted_pipeline``."""
+    path = tmp_path / "model.npz"
+    fitted_pipeline.save(path)
+    return path
+
+
+def spin_until(executor, condition, timeout: float = 30.0) -> bool:
+    """Spin an rclpy executor until ``condition()`` holds or ``timeout`` seconds pass; its last value."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not condition():
+        executor.spin_once(timeout_sec=0.05)
+    return condition()

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import import_ros, scene_frames
+from conftest import import_ros, scene_frames, spin_until
 
 rclpy, *_ = import_ros("rclpy", "vision_msgs", "std_srvs", "lifecycle_msgs")
 
@@ -47,13 +47,6 @@ def peer(ros_domain):
     rclpy.shutdown()
 
 
-@pytest.fixture
-def model(fitted_pipeline, tmp_path):
-    path = tmp_path / "model.npz"
-    fitted_pipeline.save(path)
-    return path
-
-
 def start_node(*parameters: str) -> subprocess.Popen:
     executable = shutil.which("anomaly_node") or sys.exit("anomaly_node is not installed: pip install -e .")
     args = [executable, "--ros-args", "--params-file", str(DEFAULT_CONFIG_PATH)]
@@ -70,13 +63,6 @@ def stop(process: subprocess.Popen) -> str:
         except subprocess.TimeoutExpired:
             process.kill()
     return process.stdout.read()
-
-
-def spin_until(executor, condition, timeout=30.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and not condition():
-        executor.spin_once(timeout_sec=0.05)
-    return condition()
 
 
 def call(peer, service_type, name, request, timeout=30.0):

@@ -19,7 +19,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from vision_msgs.msg import Detection2DArray  # noqa: E402
 
-from conftest import scene_frames  # noqa: E402
+from conftest import scene_frames, spin_until  # noqa: E402
 from tao_ros.io.messages import MessageTypes, make_header, numpy_to_image  # noqa: E402
 
 
@@ -28,20 +28,6 @@ def ros(ros_domain):
     rclpy.init(domain_id=ros_domain)
     yield
     rclpy.shutdown()
-
-
-@pytest.fixture
-def model(fitted_pipeline, tmp_path):
-    path = tmp_path / "model.npz"
-    fitted_pipeline.save(path)
-    return path
-
-
-def spin_until(executor, condition, timeout=30.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and not condition():
-        executor.spin_once(timeout_sec=0.05)
-    return condition()
 
 
 def test_images_in_detections_and_masks_out(ros, model):

@@ -24,7 +24,7 @@ from vision_msgs.msg import Detection2DArray
 from tao_ros.config import OPTIONS, from_mapping
 from tao_ros.errors import TaoRosError
 from tao_ros.io.messages import MessageTypes
-from tao_ros.ros.engine import AnomalyEngine, InputFrame
+from tao_ros.ros.engine import AnomalyEngine
 
 try:  # Jazzy
     from rclpy.event_handler import SubscriptionEventCallbacks
