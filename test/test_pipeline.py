@@ -207,7 +207,8 @@ def test_a_model_loads_only_under_the_settings_it_was_fitted_with(tmp_path, capl
     post = AnomalyPipeline(load_config(overrides={"merge_iou": 0.5, "segmenter": "none", "device": "cuda"}))
     post.load(tmp_path / "model.npz")  # post-processing and device only: loads, warns
     assert post.fitted and "merge_iou: model 0.3, configuration 0.5" in caplog.text
-    assert "foreground.patience" in caplog.text and "device" not in caplog.text
+    assert "segmenter: model 'foreground', configuration 'none'" in caplog.text
+    assert "foreground.patience" not in caplog.text and "device" not in caplog.text  # named once, by its option
 
 
 @pytest.mark.parametrize("id_style", ["huge track ids", "no track ids"])

@@ -347,8 +347,11 @@ class AnomalyPipeline:
             def shown(values, key):
                 return repr(values[key]) if key in values else "unset"
 
+            # a plugin in one setting only is named once (by its option), not by each of its parameters
+            plugins = {k.split(".")[0] for k in model} & {k.split(".")[0] for k in configured}
             return [f"{key}: model {shown(model, key)}, configuration {shown(configured, key)}"
-                    for key in sorted(set(model) | set(configured)) if model.get(key) != configured.get(key)]
+                    for key in sorted(set(model) | set(configured))
+                    if model.get(key) != configured.get(key) and ("." not in key or key.split(".")[0] in plugins)]
 
         if differences("fit"):
             raise ModelFileError(f"{path} was fitted with other settings: " + "; ".join(differences("fit"))
