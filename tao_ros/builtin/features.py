@@ -129,7 +129,7 @@ def local_motion(context: FrameContext, flow: np.ndarray, part_size: float) -> n
         total = cv2.boxFilter(flow * weight[..., None], -1, (size, size), normalize=False)
         count = cv2.boxFilter(weight, -1, (size, size), normalize=False)
         mean = total / np.maximum(count, 1.0)[..., None]
-        context.cache[key] = np.linalg.norm(mean, axis=2)
+        context.cache[key] = cv2.magnitude(np.ascontiguousarray(mean[..., 0]), np.ascontiguousarray(mean[..., 1]))
     return context.cache[key]
 
 
