@@ -3,11 +3,12 @@
     python benchmarks/generalization.py --data ../shared/data/ucsd-ped2-dev [--jobs 2] [--cache DIR]
 
 The density models are fitted on the normal training clips only. Every candidate setting (how the
-speed is measured, which features are summed, the kNN's k) scores every test clip once. Then, for
+speed is measured, which features are summed, the kNN's k, z-score or min-max standardization) scores
+every test clip once. Then, for
 each test clip in turn, the setting is chosen on the *other* test clips and the frame AUROC of
 that choice is reported on the held-out clip. Among settings whose AUROC on the choosing clips lies
 within one standard error of the best, the simplest is chosen (fewest knobs: departures from the
-paper's speed + depth sum and from the plain median speed and k=5): with four clips a difference
+paper's z-scored speed + depth sum and from the plain median speed and k=5): with four clips a difference
 smaller than the spread between clips says nothing about footage not seen.
 
 Prints: every candidate's frame AUROC per clip and pooled; per fold the chosen setting and its
@@ -50,6 +51,7 @@ PAPER_FEATURES = ["speed", "depth"]
 FEATURE_SETS = [["speed"], ["velocity"], ["motion_ae"], ["speed", "depth"], ["velocity", "depth"],
                 ["speed", "motion_ae"], ["speed", "depth", "motion_ae"], ["speed", "velocity", "depth"]]
 K_VALUES = [5, 10]
+STANDARDIZATIONS = ["zscore", "minmax"]  # the paper's z-score first
 
 
 @dataclass
@@ -111,10 +113,12 @@ def cached_describe(data: Path, cache: Path | None, name: str, features: list[st
     return described
 
 
-def frame_scores(described: Described, features: list[str], k: int, lengths: dict[str, int]) -> dict[str, np.ndarray]:
+def frame_scores(described: Described, features: list[str], k: int, standardization: str,
+                 lengths: dict[str, int]) -> dict[str, np.ndarray]:
     """Clip -> [T] highest object score of each frame (-inf where no object), with density models of
-    ``features`` (kNN, ``k``) fitted on the training objects."""
-    pipeline = AnomalyPipeline(load_config(overrides={"features": features, "segmenter": "none", "knn": {"k": k}}))
+    ``features`` (kNN, ``k``) fitted on the training objects, standardized by ``standardization``."""
+    pipeline = AnomalyPipeline(load_config(overrides={"features": features, "segmenter": "none", "knn": {"k": k},
+                                                      "standardization": standardization}))
     pipeline.fit_density(described.training, described.groups)
     scores = {}
     for clip, (frames, vectors) in described.test.items():
@@ -138,12 +142,13 @@ class Candidate:
     speed: str
     features: list[str]
     k: int
+    standardization: str
     knobs: int
     scores: dict[str, np.ndarray]
 
     @property
     def label(self) -> str:
-        return f"{'+'.join(self.features)} speed={self.speed} k={self.k}"
+        return f"{'+'.join(self.features)} speed={self.speed} k={self.k} {self.standardization}"
 
 
 def choose(candidates: list[Candidate], labels, clips: list[str]) -> Candidate:
@@ -183,14 +188,15 @@ def main() -> None:
                                  *zip(*extractions))))
     described = {name: done[f"speed-{name}"].joined(done["shared"]) for name, _, _ in SPEED_VARIANTS}
     candidates = []
-    for (speed, speed_knobs, _), features, k in itertools.product(SPEED_VARIANTS, FEATURE_SETS, K_VALUES):
+    for (speed, speed_knobs, _), features, k, standardization in itertools.product(
+            SPEED_VARIANTS, FEATURE_SETS, K_VALUES, STANDARDIZATIONS):
         if "speed" not in features and speed != SPEED_VARIANTS[0][0]:
             continue  # the speed setting changes nothing without the speed feature
-        # knobs: departures from the paper's design (speed and depth summed) and from the plain settings
+        # knobs: departures from the paper's design (speed and depth summed, z-scores) and the plain settings
         knobs = (speed_knobs if "speed" in features else 0) + len(set(features) ^ set(PAPER_FEATURES)) \
-            + (k != K_VALUES[0])
-        candidates.append(Candidate(speed, features, k, knobs,
-                                    frame_scores(described[speed], features, k, lengths)))
+            + (k != K_VALUES[0]) + (standardization != STANDARDIZATIONS[0])
+        candidates.append(Candidate(speed, features, k, standardization, knobs,
+                                    frame_scores(described[speed], features, k, standardization, lengths)))
 
     print(f"frame AUROC per test clip; density models fitted on {len(described[SPEED_VARIANTS[0][0]].groups)} "
           "normal training objects\n")
@@ -218,7 +224,7 @@ def main() -> None:
     print(f"\nmost chosen: {default.label}; each feature alone and the chosen sum (its speed setting, k)\n")
     print(f"{'features':<28}" + "".join(f"{c:>8}" for c in clips) + f"{'pooled':>8}")
     for features in [[f] for f in ["speed", *SHARED_FEATURES]] + [default.features]:
-        scores = frame_scores(described[default.speed], features, default.k, lengths)
+        scores = frame_scores(described[default.speed], features, default.k, default.standardization, lengths)
         print(f"{'+'.join(features):<28}" + "".join(f"{auroc(labels, scores, [c]):>8.3f}" for c in clips)
               + f"{auroc(labels, scores, clips):>8.3f}")
 
