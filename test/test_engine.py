@@ -238,3 +238,17 @@ def test_a_silent_depth_topic_lets_frames_through_without_depth_and_says_why(fit
 def test_no_images_at_all_is_reported(engine, monkeypatch):
     monkeypatch.setattr(engine, "started", engine.started - 5)
     assert "no camera image for 5 s" in engine.diagnostics()["status"]
+
+
+def test_restart_stream_forgets_frames_waiting_for_depth_or_the_worker(fitted_pipeline, tmp_path):
+    path = tmp_path / "model.npz"
+    fitted_pipeline.save(path)
+    engine = AnomalyEngine(load_config(overrides={"model_path": str(path), "use_depth": True}))
+    engine.submit_image(image_msg(0))  # waits for its depth
+    engine.submit(InputFrame(image_msg(1)))  # waits for the worker
+    run(engine, InputFrame(image_msg(2)))
+    engine.restart_stream()
+    assert engine.slot.take(timeout=0) is None and engine.last_stamp is None
+    depth = np.full(FRAMES[0][0].shape[:2], 5.0, np.float32)
+    engine.submit_depth(depth_msg(0, depth))  # the old stream's image must not come back with it
+    assert engine.slot.take(timeout=0) is None

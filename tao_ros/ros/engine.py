@@ -117,8 +117,8 @@ class AnomalyEngine:
         self.calibration: list | None = None
         self.calibration_target = 0
         # live image and depth topics are paired here, as bags are (no message_filters)
-        self.pairer = StampPairer(config.use_depth, int(config.sync_slop * 1e9), max_pending=config.qos_depth)
         self.pairer_lock = threading.Lock()
+        self.pairer = self._new_pairer()
         self.last_image: float | None = None
         self.last_depth: float | None = None
         self.status = "no model: call ~/calibrate or set model_path"
@@ -136,6 +136,18 @@ class AnomalyEngine:
         self.counts["received"] += 1
         if self.slot.put(frame):
             self.counts["dropped_stale"] += 1
+
+    def _new_pairer(self) -> StampPairer:
+        return StampPairer(self.config.use_depth, int(self.config.sync_slop * 1e9), max_pending=self.config.qos_depth)
+
+    def restart_stream(self) -> None:
+        """Forget the stream (after the worker stopped): frames waiting for depth or for the worker,
+        tracked objects and their memories, the last stamp. Nothing of it can come back."""
+        with self.pairer_lock:
+            self.pairer = self._new_pairer()
+        self.slot.take(timeout=0)
+        self.pipeline.reset()
+        self.last_stamp = None
 
     def submit_image(self, msg, compressed: bool = False) -> None:
         """A camera message from the live topic: handed on at once, or with use_depth once paired

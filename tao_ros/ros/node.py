@@ -139,9 +139,7 @@ class AnomalyNode(LifecycleNode):
             else:
                 self.worker = None
         if self.engine is not None:
-            self.engine.slot.take(timeout=0)  # a frame that came in meanwhile belongs to the old stream
-            self.engine.pipeline.reset()  # drop tracked objects and their (GPU) memories
-            self.engine.last_stamp = None
+            self.engine.restart_stream()  # drops tracked objects and their (GPU) memories too
         for subscription in self.subscriptions_active:
             self.destroy_subscription(subscription)
         self.subscriptions_active = []
