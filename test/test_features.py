@@ -102,3 +102,12 @@ def test_flow_is_relative_to_the_scene_when_the_camera_shakes(rng):
     background_flow = np.median(flow[130:170, 20:60].reshape(-1, 2), axis=0)
     np.testing.assert_allclose(object_flow, [4.0, 0.0], atol=0.5)
     np.testing.assert_allclose(background_flow, [0.0, 0.0], atol=0.5)
+
+
+def test_motion_autoencoder_crops_boxes_reaching_past_the_image(rng):
+    from tao_ros.builtin.learned import flow_crops
+
+    flow = np.zeros((60, 80, 2), np.float32)
+    flow[:, :10] = (4.0, 0.0)  # the left edge moves
+    crops = flow_crops(flow, Detections(np.array([[-20.0, 0.0, 10.0, 30.0]])))
+    np.testing.assert_allclose(crops[0, 0], 4.0 / 30, rtol=1e-5)  # inside the image only, in box heights

@@ -18,7 +18,9 @@ def flow_crops(flow: np.ndarray, detections: Detections) -> np.ndarray:
     import cv2
 
     crops = np.zeros((len(detections), 2, CROP, CROP), np.float32)
-    for i, (x1, y1, x2, y2) in enumerate(detections.xyxy.astype(int)):
+    height, width = flow.shape[:2]
+    boxes = np.clip(detections.xyxy, 0, [width, height, width, height]).astype(int)  # negative would wrap
+    for i, (x1, y1, x2, y2) in enumerate(boxes):
         patch = flow[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)]
         if patch.size:
             crops[i] = cv2.resize(patch, (CROP, CROP), interpolation=cv2.INTER_AREA).transpose(2, 0, 1)

@@ -117,7 +117,7 @@ class ObjectIds:
     object is tracked, never shared by two objects of one frame.
 
     A detector's track id maps to a public id the first time it is seen; ids run up to 65535 and
-    then wrap around to the lowest id not held by an object seen in the last ``max_tracks`` tracks.
+    then wrap around to 1, skipping ids held by the objects of the last ``max_tracks`` tracks.
     Detections without a track id get one from an IoU tracker, so they too keep one id.
     """
 

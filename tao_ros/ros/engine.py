@@ -8,6 +8,7 @@ to this class, so everything here is tested without ROS.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -389,8 +390,6 @@ class AnomalyEngine:
 
 def default_model_path() -> Path:
     """Where ~/calibrate saves without a model_path: ``$ROS_HOME/tao_ros/model.npz`` (``~/.ros/...``)."""
-    import os
-
     return Path(os.environ.get("ROS_HOME", "~/.ros")).expanduser() / "tao_ros" / "model.npz"
 
 
