@@ -245,15 +245,23 @@ def test_runtime_threshold_changes_what_is_published(peer, model):
     assert "Traceback" not in output, output
 
 
-def publish(peer, frames, first_stamp=1):
-    """Publish ``frames`` as camera images without waiting for outputs (calibration publishes none)."""
+def publish_until(peer, frames, condition, first_stamp=1, timeout=60.0) -> bool:
+    """Publish ``frames`` as camera images, over and over with rising stamps, until ``condition()``
+    holds (calibration publishes no outputs to wait for). Repeating makes the test independent of
+    frames lost before DDS matched the publisher or dropped by the node's newest-frame hand-off."""
     node, executor = peer
     publisher = node.create_publisher(Image, "/image", 10)
     assert spin_until(executor, lambda: publisher.get_subscription_count() > 0)
     types = MessageTypes.from_rclpy()
-    for t, image in enumerate(frames):
-        publisher.publish(numpy_to_image(types, make_header(types, (first_stamp + t) * 10**9, "cam"), image, "bgr8"))
-        spin_until(executor, lambda: False, timeout=0.1)
+    end = time.monotonic() + timeout
+    stamp = first_stamp
+    while time.monotonic() < end and not condition():
+        image = frames[(stamp - first_stamp) % len(frames)]
+        publisher.publish(numpy_to_image(types, make_header(types, stamp * 10**9, "cam"), image, "bgr8"))
+        stamp += 1
+        spin_until(executor, condition, timeout=0.1)
+    node.destroy_publisher(publisher)
+    return condition()
 
 
 def test_calibrate_creates_the_model_and_a_failed_one_keeps_detecting(peer, tmp_path):
@@ -266,12 +274,12 @@ def test_calibrate_creates_the_model_and_a_failed_one_keeps_detecting(peer, tmp_
     try:
         assert spin_until(executor, lambda: statuses and "call ~/calibrate to create" in statuses[-1].message)
         assert call(peer, Trigger, "/anomaly_node/calibrate", Trigger.Request()).success
-        publish(peer, [f[0] for f in scene_frames(3, 40, anomalies=False)])
-        assert spin_until(executor, lambda: statuses and statuses[-1].message.startswith("detecting"), timeout=60)
+        assert publish_until(peer, [f[0] for f in scene_frames(3, 40, anomalies=False)],
+                             lambda: statuses[-1].message.startswith("detecting"))
         assert path.is_file()
         assert call(peer, Trigger, "/anomaly_node/calibrate", Trigger.Request()).success
-        publish(peer, [np.full_like(FRAMES[0], 96)] * 40, first_stamp=100)  # nothing to learn from
-        assert spin_until(executor, lambda: "calibration failed" in statuses[-1].message, timeout=60)
+        blank = [np.full_like(FRAMES[0], 96)]  # nothing to learn from
+        assert publish_until(peer, blank, lambda: "calibration failed" in statuses[-1].message, first_stamp=100)
         assert "previous model" in statuses[-1].message
         _, after = stream_and_collect(peer, FRAMES[:12], first_stamp=300)
         assert any(m.detections for m in after["detections"])  # still detecting with the first model
