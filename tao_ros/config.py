@@ -24,8 +24,8 @@ OPTIONS: dict[str, Param] = {
                                           "and depth)."),
     "scorer": Param("knn", "Density model plugin: 'knn' or 'mahalanobis'."),
     "standardization": Param("zscore", "How each feature's score is scaled by the training scores: 'zscore' "
-                                       "(mean/std) or 'minmax' (min to 99.9th percentile).",
-                             choices=("zscore", "minmax")),
+                                       "(mean/std), 'minmax' (min to 99.9th percentile) or 'logz' (z-score of the log).",
+                             choices=("zscore", "minmax", "logz")),
     "threshold": Param(1.5, "Objects whose summed standardized score reaches this are anomalous (when "
                             "threshold_quantile is 0)."),
     "threshold_quantile": Param(0.99, "If > 0, the threshold is this quantile of the normal training objects' "

@@ -33,7 +33,7 @@ def test_plain_mapping_and_node_named_layouts(tmp_path):
     ("threshold_quantile: 7", r"threshold_quantile: 7.0 is not allowed; it must be <= 1.0"),
     ("merge_iou: 7", r"merge_iou: 7.0 is not allowed; it must be <= 1.0"),
     ("threshold: high", r"threshold: 'high' is not allowed; expected a float"),
-    ("standardization: rank", r"standardization: 'rank' is not allowed; choose from \['zscore', 'minmax'\]"),
+    ("standardization: rank", r"standardization: 'rank' is not allowed; choose from \['zscore', 'minmax', 'logz'\]"),
     ("prompt_interval: 0", r"prompt_interval: 0 is not allowed; it must be >= 1"),
     ("features: speed", r"features: 'speed' is not allowed; expected a list"),
     ("score_window: true", r"score_window: True is not allowed; expected a int"),

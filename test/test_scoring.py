@@ -21,6 +21,19 @@ def test_minmax_uses_the_999th_percentile():
     np.testing.assert_allclose(standardizer(np.array([0.0, 999.0, 499.5]), "minmax"), [0.0, 1.0, 0.5])
 
 
+def test_logz_against_hand_computed_values_and_tames_bunched_scores():
+    scores = np.array([1.0, 2.0, 3.0, 4.0, 5.0])  # min 1, median 3
+    logs = np.log1p((scores - 1.0) / 2.0)
+    standardizer = Standardizer.fit(scores)
+    np.testing.assert_allclose(standardizer(np.array([3.0, 0.0]), "logz"),
+                               (np.array([np.log(2.0), 0.0]) - logs.mean()) / logs.std())
+    # tightly bunched normal scores: an outlier's z-score explodes, its logz stays a few standard deviations out
+    bunched = Standardizer.fit(np.linspace(1.0, 1.01, 1000))
+    outlier = np.array([2.0])
+    assert bunched(outlier, "zscore")[0] > 300
+    assert 3 < bunched(outlier, "logz")[0] < 20
+
+
 def test_standardizer_needs_two_finite_scores():
     with pytest.raises(InputError, match="at least 2"):
         Standardizer.fit(np.array([1.0, np.nan]))

@@ -16,7 +16,7 @@ import numpy as np
 from tao_ros.errors import ModelFileError
 
 FORMAT = "tao_ros.model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _METADATA_KEY = "__metadata__"
 
 
