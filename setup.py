@@ -31,7 +31,7 @@ setup(
     ],
     extras_require={
         # lap: ultralytics' trackers need it and would otherwise try to install it at run time
-        "models": ["torch>=2.1", "ultralytics>=8.1", "lap>=0.5", "sam2==1.1.0"],
+        "models": ["torch>=2.1", "torchvision>=0.16", "ultralytics>=8.1", "lap>=0.5", "sam2==1.1.0"],
         "test": ["pytest>=7", "hypothesis>=6"],
     },
     zip_safe=True,

@@ -167,25 +167,34 @@ def test_fit_in_steps_equals_fit_and_groups_follow_clips():
     np.testing.assert_allclose(steps.score_features(probe, 25)[1], whole.score_features(probe, 25)[1])
 
 
-def test_a_learned_feature_is_trained_in_fit_and_travels_in_the_model_file(tmp_path):
+@pytest.mark.parametrize("feature, params, stored", [
+    ("motion_ae", {"epochs": 2}, "weights/"),
+    ("appearance", {"weights": "yolov8n.yaml", "image_size": 128, "components": 4}, "axes"),
+])
+def test_a_learned_feature_is_trained_in_fit_and_travels_in_the_model_file(tmp_path, feature, params, stored):
     from tao_ros.config import load_config
     from tao_ros.core.modelfile import load_model
     from tao_ros.core.pipeline import AnomalyPipeline
 
-    config = load_config(overrides={"features": ["speed", "motion_ae"], "motion_ae": {"epochs": 2}})
+    torch = pytest.importorskip("torch")
+    if feature == "appearance":
+        pytest.importorskip("ultralytics")
+    config = load_config(overrides={"features": ["speed", feature], feature: params})
     clips = [scene_frames(seed, 40, anomalies=False) for seed in range(2)]
+    torch.manual_seed(0)  # appearance's random backbone: the same in both pipelines, as a weights file gives
     fitted = AnomalyPipeline(config)
     fitted.fit([(f"clip{i}", lambda c=c: (StreamFrame(f[0]) for f in c)) for i, c in enumerate(clips)])
     fitted.save(tmp_path / "model.npz")
     arrays, _ = load_model(tmp_path / "model.npz")
-    assert any(k.startswith("feature/motion_ae/weights/") for k in arrays)
+    assert any(k.startswith(f"feature/{feature}/{stored}") for k in arrays)
+    torch.manual_seed(0)
     loaded = AnomalyPipeline(config)
     loaded.load(tmp_path / "model.npz")
     for pipeline in (fitted, loaded):
         pipeline.reset()
     for image, *_ in scene_frames(5, 20, anomalies=True):
         a, b = fitted.process(StreamFrame(image)), loaded.process(StreamFrame(image))
-        np.testing.assert_allclose(a.feature_scores["motion_ae"], b.feature_scores["motion_ae"], rtol=1e-5)
+        np.testing.assert_allclose(a.feature_scores[feature], b.feature_scores[feature], rtol=1e-5)
         np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
 
 

@@ -68,3 +68,67 @@ def test_pose_feature_gives_box_relative_keypoints():
     values = no_model.extract(context(), Detections(detections.xyxy, keypoints=keypoints), np.ones(1))
     np.testing.assert_allclose(values[0, :2], [0.5, 0.5])
     np.testing.assert_allclose(values[0, 2:], 0.5)  # unseen keypoints sit at the centre
+
+
+def appearance(**params):
+    torch.manual_seed(0)  # the same random backbone every time, as a weights file would give
+    return PluginRegistry.discover().create("feature", "appearance",
+                                            {"weights": "yolov8n.yaml", "image_size": 352, **params})
+
+
+def objects_scene():
+    """[256, 352] grey frame with a textured square twice (top left and bottom right, on 32-pixel cells)
+    and a differently textured one; boxes of the three."""
+    from tao_ros.types import Detections
+
+    rng = np.random.default_rng(3)
+    image = np.full((256, 352, 3), 128, np.uint8)
+    look = rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)
+    other = np.zeros((48, 48, 3), np.uint8)
+    other[::8] = 255  # stripes
+    boxes = np.array([[64, 64, 112, 112], [224, 160, 272, 208], [224, 32, 272, 80]], float)
+    for (x1, y1, x2, y2), patch in zip(boxes.astype(int), (look, look, other)):
+        image[y1:y2, x1:x2] = patch
+    return FrameContext(0, image, image[..., 0]), Detections(boxes, ids=np.arange(3))
+
+
+def test_appearance_describes_look_alike_objects_alike_wherever_they_are():
+    context, detections = objects_scene()
+    embedding = appearance().embed(context, detections)
+    assert embedding.shape == (3, 128)
+    np.testing.assert_allclose(np.linalg.norm(embedding, axis=1), 1.0, rtol=1e-5)
+    same, different = embedding[0] @ embedding[1], embedding[0] @ embedding[2]
+    assert same > 0.95 and same > different + 0.05, (same, different)
+
+
+def test_appearance_learns_its_projection_from_normal_objects_and_restores_it_from_arrays():
+    from tao_ros.errors import InputError
+    from tao_ros.types import Detections
+
+    feature = appearance(components=2)
+    with pytest.raises(InputError, match="tao-ros fit"):
+        feature.extract(*objects_scene(), np.ones(3))
+    with pytest.raises(InputError, match="more than 2 normal objects"):
+        feature.fit()
+    for _ in range(2):
+        feature.collect(*objects_scene())
+    feature.fit()
+    described = feature.extract(*objects_scene(), np.ones(3))
+    assert described.shape == (3, 2) and np.isfinite(described).all()
+    assert feature.extract(objects_scene()[0], Detections.empty(), np.zeros(0)).shape == (0, 2)
+    state = feature.state()
+    assert set(state) == {"mean", "axes"} and all(v.dtype == np.float64 for v in state.values())
+    restored = appearance(components=2)
+    restored.load_state(state)
+    np.testing.assert_allclose(restored.extract(*objects_scene(), np.ones(3)), described, rtol=1e-6)
+    with pytest.raises(InputError, match="has 2 components, appearance.components is 3"):
+        appearance(components=3).load_state(state)
+
+
+def test_appearance_layer_must_be_in_the_backbone_and_weights_must_exist(tmp_path):
+    with pytest.raises(PluginError, match="appearance.layer 12 is not in the backbone"):
+        appearance(layer=12)
+    with pytest.raises(PluginError, match="not found; nothing is downloaded"):
+        appearance(weights=str(tmp_path / "missing.pt"))
+    with pytest.raises(PluginError, match="no weights configured"):
+        appearance(weights="")

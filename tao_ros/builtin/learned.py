@@ -28,6 +28,31 @@ def flow_crops(flow: np.ndarray, detections: Detections) -> np.ndarray:
     return crops
 
 
+class Reservoir:
+    """A uniform random sample of at most ``capacity`` items of a stream of unknown length (reservoir
+    sampling): what a learned feature keeps of the normal footage, in bounded memory however long."""
+
+    def __init__(self, capacity: int, seed: int):
+        self.capacity = capacity
+        self.items: list = []
+        self.seen = 0
+        self.rng = np.random.default_rng(seed)
+
+    def add(self, item) -> None:
+        self.seen += 1
+        if len(self.items) < self.capacity:
+            self.items.append(item)
+        else:
+            slot = self.rng.integers(self.seen)
+            if slot < self.capacity:
+                self.items[slot] = item
+
+    def take(self) -> list:
+        """The sample; the reservoir is empty afterwards."""
+        items, self.items, self.seen = self.items, [], 0
+        return items
+
+
 def build_autoencoder(code_size: int):
     """Convolutional auto-encoder [B, 2, 16, 16] -> [B, 2, 16, 16] through a ``code_size`` bottleneck."""
     from torch import nn
@@ -70,31 +95,23 @@ class MotionAutoencoderFeature(TrackAveragedFeature):
         super().__init__(**params)
         self.network = None
         self.scale = 1.0
-        self.samples: list[np.ndarray] = []
-        self.seen = 0
-        self.rng = np.random.default_rng(params["seed"])
+        self.samples = Reservoir(params["max_samples"], params["seed"])
 
     def collect(self, context: FrameContext, detections: Detections) -> None:
         flow = dense_flow(context, self.p["preset"])
         if flow is None or not len(detections):
             return
-        for crop in flow_crops(flow, detections):  # reservoir sampling keeps memory bounded
-            self.seen += 1
-            if len(self.samples) < self.p["max_samples"]:
-                self.samples.append(crop)
-            else:
-                slot = self.rng.integers(self.seen)
-                if slot < self.p["max_samples"]:
-                    self.samples[slot] = crop
+        for crop in flow_crops(flow, detections):
+            self.samples.add(crop)
 
     def fit(self) -> None:
         import torch
 
-        if len(self.samples) < 64:
+        samples = self.samples.take()
+        if len(samples) < 64:
             raise InputError(f"motion_ae needs at least 64 moving normal objects to learn from, got "
-                             f"{len(self.samples)}: fit on more normal footage")
-        data = np.stack(self.samples)
-        self.samples, self.seen = [], 0
+                             f"{len(samples)}: fit on more normal footage")
+        data = np.stack(samples)
         self.scale = float(data.std()) or 1.0
         torch.manual_seed(self.p["seed"])
         network = build_autoencoder(self.p["code_size"]).to(self.p["device"])

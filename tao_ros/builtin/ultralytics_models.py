@@ -1,4 +1,5 @@
-"""Ultralytics YOLO plugins: a detector with ultralytics' own trackers, and a pose feature.
+"""Ultralytics YOLO plugins: a detector with ultralytics' own trackers, a pose feature, and an
+appearance feature from the YOLO backbone.
 
 Weights are never downloaded. ``weights`` is either
 - a model config (``yolov8n.yaml``): the architecture with random weights, for tests;
@@ -15,9 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from tao_ros.builtin.features import TrackAveragedFeature
+from tao_ros.builtin.learned import Reservoir
 from tao_ros.builtin.weights import load_strictly, load_tensors
 from tao_ros.core.geometry import iou_matrix
-from tao_ros.errors import PluginError
+from tao_ros.errors import InputError, PluginError
 from tao_ros.hookspecs import Param, hookimpl
 from tao_ros.types import Detections, FrameContext
 
@@ -142,6 +145,111 @@ class PoseFeature:
         return relative.reshape(len(detections), -1)
 
 
+class AppearanceFeature(TrackAveragedFeature):
+    """What an object looks like: the YOLO backbone's feature map averaged inside the object's box
+    (RoI align), unit length, projected on the principal components of normal objects' embeddings
+    (learned in 'fit'), averaged along the track.
+
+    Deep appearance is the second kind of evidence of the object-level methods this pipeline follows
+    (Reiss & Hoshen's AccI-VAD use CLIP features): it tells a cyclist from a walker at walking pace.
+    It is only as good as the weights: with pretrained YOLO weights (``weights``) it describes
+    objects; a model config (random weights) is for tests. The projection is stored in the model
+    file as arrays, the backbone is read from ``weights`` (recorded with the model's settings).
+    """
+
+    name = "appearance"
+    columns = tuple(f"component_{i}" for i in range(16))  # for the default 'components'; each instance its own
+    params = {
+        "weights": Param("", "YOLO weights file (.pt state dict, or a trusted checkpoint) or model config "
+                             "(.yaml, random weights: for tests only)."),
+        "architecture": Param("yolov8n.yaml", "Model config the state-dict weights belong to."),
+        "trust_checkpoint": Param(False, "Allow a pickled ultralytics checkpoint (runs code from the file)."),
+        "device": Param("cpu", "'cpu', 'cuda' or 'cuda:N'."),
+        "layer": Param(6, "Backbone layer whose output is pooled (yolov8: 4 at 1/8 resolution, 6 at 1/16, "
+                          "9 at 1/32).", minimum=0),
+        "image_size": Param(640, "The frame is scaled so that its longer side has this many pixels (YOLO's "
+                                 "training scale) before the backbone.", minimum=32),
+        "components": Param(16, "Principal components of normal embeddings kept.", minimum=1),
+        "window": Param(5, "Frames over which the description is averaged along the object's track.", minimum=1),
+        "min_samples": Param(1, "The description is unknown until the track has this many measurements.",
+                             minimum=1),
+        "max_samples": Param(20000, "At most this many normal objects are kept to learn the projection "
+                                    "(reservoir).", minimum=2),
+        "seed": Param(0, "Seed of the reservoir sampling.", minimum=0),
+    }
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.columns = tuple(f"component_{i}" for i in range(params["components"]))
+        self.backbone = self._backbone(load_yolo(params["weights"], params["architecture"],
+                                                 params["trust_checkpoint"], params["device"]))
+        self.samples = Reservoir(params["max_samples"], params["seed"])
+        self.mean: np.ndarray | None = None
+        self.axes: np.ndarray | None = None  # [components, C]
+
+    def _backbone(self, model):
+        """The layers up to ``layer``: they must run one after the other (no skip inputs)."""
+        layers = model.model.model
+        layer = self.p["layer"]
+        if layer >= len(layers) or any(m.f != -1 for m in layers[1:layer + 1]):
+            raise PluginError(f"appearance.layer {layer} is not in the backbone of {self.p['weights']!r} (its layers "
+                              "up to there must run in sequence): choose a lower layer, e.g. 6 for yolov8")
+        return layers[:layer + 1].eval()
+
+    def embed(self, context: FrameContext, detections: Detections) -> np.ndarray:
+        """[N, C] unit-length backbone features averaged inside each box."""
+        import cv2
+        import torch
+        from torchvision.ops import roi_align
+
+        height, width = context.image.shape[:2]
+        scale = self.p["image_size"] / max(height, width)
+        # sides a multiple of 32, the backbone's largest stride, so that every layer sees whole cells
+        size = (max(32, round(width * scale / 32) * 32), max(32, round(height * scale / 32) * 32))
+        rgb = cv2.cvtColor(cv2.resize(context.image, size, interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
+        device = self.p["device"]
+        with torch.inference_mode():
+            features = self.backbone(torch.from_numpy(rgb).to(device).permute(2, 0, 1)[None].float() / 255.0)
+            to_input = np.tile([size[0] / width, size[1] / height], 2)
+            boxes = torch.from_numpy(detections.xyxy * to_input).float().to(device)
+            pooled = roi_align(features.float(), [boxes], output_size=2, spatial_scale=features.shape[-1] / size[0],
+                               sampling_ratio=2, aligned=True).mean(dim=(2, 3))
+            return torch.nn.functional.normalize(pooled, dim=1).cpu().numpy().astype(np.float64)
+
+    def collect(self, context: FrameContext, detections: Detections) -> None:
+        if len(detections):
+            for embedding in self.embed(context, detections):
+                self.samples.add(embedding)
+
+    def fit(self) -> None:
+        from sklearn.decomposition import PCA
+
+        samples = self.samples.take()
+        if len(samples) <= self.p["components"]:
+            raise InputError(f"appearance needs more than {self.p['components']} normal objects to learn from, got "
+                             f"{len(samples)}: fit on more normal footage or lower appearance.components")
+        pca = PCA(self.p["components"], random_state=self.p["seed"]).fit(np.stack(samples))
+        self.mean, self.axes = pca.mean_, pca.components_
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {} if self.axes is None else {"mean": self.mean, "axes": self.axes}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        axes = np.asarray(state["axes"])
+        if axes.shape[0] != self.p["components"]:
+            raise InputError(f"appearance projection in the model file has {axes.shape[0]} components, "
+                             f"appearance.components is {self.p['components']}: refit, or set it as it was")
+        self.mean, self.axes = np.asarray(state["mean"]), axes
+
+    def extract(self, context: FrameContext, detections: Detections, depth: np.ndarray) -> np.ndarray:
+        if self.axes is None:
+            raise InputError("appearance is not fitted: run 'tao-ros fit' on normal footage first")
+        if not len(detections):
+            return np.zeros((0, len(self.columns)))
+        projected = (self.embed(context, detections) - self.mean) @ self.axes.T
+        return self.history.smooth(detections.ids, projected)
+
+
 @hookimpl
 def tao_ros_add_detectors():
     return [UltralyticsDetector]
@@ -149,4 +257,4 @@ def tao_ros_add_detectors():
 
 @hookimpl
 def tao_ros_add_features():
-    return [PoseFeature]
+    return [PoseFeature, AppearanceFeature]
