@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tao_ros.builtin.motion import split_merged
+from tao_ros.core.geometry import iou_matrix
 from tao_ros.plugins import PluginRegistry
 from tao_ros.types import FrameContext
 
@@ -63,3 +64,42 @@ def test_walkers_keep_their_ids_while_their_blobs_merge():
         assert len(ids) >= 36, (name, ids)
         assert len(set(ids)) == 1, (name, ids)
     assert ids_of["left"][0] != ids_of["right"][0]
+
+
+def shaken_scene(shifts):
+    """Frames of a textured, still scene with a 16x16 square moving 2 px/frame to the right, each frame
+    shifted by its (dx, dy) of ``shifts`` (camera shake); and the square's true box in each."""
+    import cv2
+
+    rng = np.random.default_rng(5)
+    scene = cv2.GaussianBlur(rng.uniform(0, 255, (240, 360)).astype(np.float32), (0, 0), 2.0)
+    scene = cv2.normalize(scene, None, 20, 230, cv2.NORM_MINMAX)
+    for t, (dx, dy) in enumerate(shifts):
+        image = scene.copy()
+        image[100:116, 40 + 2 * t:56 + 2 * t] = 255
+        shift = np.float32([[1, 0, dx], [0, 1, dy]])
+        gray = cv2.warpAffine(image, shift, (360, 240), borderMode=cv2.BORDER_REPLICATE).astype(np.uint8)
+        yield FrameContext(t, cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), gray), \
+            np.array([40 + 2 * t + dx, 100 + dy, 56 + 2 * t + dx, 116 + dy])
+
+
+def test_camera_shake_is_undone_before_background_subtraction():
+    rng = np.random.default_rng(0)
+    directions, lengths = rng.uniform(0, 2 * np.pi, 30), rng.uniform(0.6, 4.0, 30)
+    shifts = [(0.0, 0.0)] * 30 + list(zip(lengths * np.cos(directions), lengths * np.sin(directions)))
+    foreground_share = {}
+    for stabilize in (False, True):
+        detector = PluginRegistry.discover().create("detector", "motion", {"stabilize": stabilize})
+        shares, misses = [], []
+        for t, (context, box) in enumerate(shaken_scene(shifts)):
+            if stabilize and t >= 30:
+                found = detector.camera_shift(context.gray)
+                assert found and np.hypot(found[0] - shifts[t][0], found[1] - shifts[t][1]) < 0.2, (found, shifts[t])
+            detections = detector.detect(context)
+            if t >= 30:
+                shares.append(context.foreground.mean())
+                misses.append(not len(detections) or iou_matrix(box[None], detections.xyxy).max() < 0.5)
+        foreground_share[stabilize] = np.mean(shares)
+        if stabilize:
+            assert not any(misses), "the moving square is found in every shaken frame, where it is"
+    assert foreground_share[True] < 0.01 < foreground_share[False], foreground_share

@@ -38,6 +38,9 @@ class MotionDetector:
                                      "fading into the background but leaves ghosts of objects seen at start-up."),
         "init_frames": Param(10, "First frames learned at MOG2's automatic (fast) rate.", minimum=0),
         "warmup_frames": Param(2, "First frames of a stream used only to learn the background.", minimum=0),
+        "stabilize": Param(True, "Undo camera shake before background subtraction: each frame is shifted onto "
+                                 "the background model by the image translation of the background's corners "
+                                 "(a shaking camera otherwise turns every edge of the scene into foreground)."),
     }
 
     def __init__(self, **params):
@@ -58,7 +61,16 @@ class MotionDetector:
         import cv2
 
         rate = -1.0 if self.frames_seen < self.p["init_frames"] else self.p["learning_rate"]
-        fg = self.background.apply(gray, learningRate=rate) == 255  # shadows are marked 127
+        shift = self.camera_shift(gray) if self.p["stabilize"] and self.frames_seen >= self.p["init_frames"] \
+            else None
+        if shift is None:
+            fg = self.background.apply(gray, learningRate=rate) == 255  # shadows are marked 127
+        else:
+            onto_background = np.float32([[1, 0, -shift[0]], [0, 1, -shift[1]]])
+            aligned = cv2.warpAffine(gray, onto_background, gray.shape[::-1], borderMode=cv2.BORDER_REPLICATE)
+            fg = self.background.apply(aligned, learningRate=rate) == 255
+            back = np.float32([[1, 0, shift[0]], [0, 1, shift[1]]])
+            fg = cv2.warpAffine(fg.astype(np.uint8), back, gray.shape[::-1], flags=cv2.INTER_NEAREST).astype(bool)
         scale = gray.shape[0] / 240.0
         open_k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
         size = max(1, round(self.p["close_size"] * scale)) | 1
@@ -67,6 +79,36 @@ class MotionDetector:
         fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_CLOSE, close_k)
         fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, open_k)
         return fg.astype(bool)
+
+    def camera_shift(self, gray: np.ndarray) -> tuple[float, float] | None:
+        """(dx, dy) pixels the frame is shifted against the background model: the median displacement
+        of the background's corners tracked into the frame (pyramidal Lucas-Kanade; the median ignores
+        the moving objects). None when the corners do not agree on one shift, or below half a pixel:
+        on a still camera the estimate wavers by tenths of a pixel, and warping every frame by its
+        noise costs more than it saves (Ped2 development clips: RBDC 0.931 against 0.940)."""
+        import cv2
+
+        background = self.background.getBackgroundImage()
+        if background is None or background.shape[:2] != gray.shape:
+            return None
+        if background.ndim == 3:
+            background = cv2.cvtColor(background, cv2.COLOR_BGR2GRAY)
+        corners = cv2.goodFeaturesToTrack(background, maxCorners=200, qualityLevel=0.01, minDistance=8)
+        if corners is None or len(corners) < 10:
+            return None
+        moved, found, _ = cv2.calcOpticalFlowPyrLK(background, gray, corners, None)
+        found = found.reshape(-1).astype(bool)
+        if found.sum() < 10:
+            return None
+        shifts = (moved - corners).reshape(-1, 2)[found]
+        dx, dy = np.median(shifts, axis=0)
+        if np.hypot(dx, dy) < 0.5:
+            return None
+        # trust it only where a quarter of the corners agree within a pixel, a clear mode: corners on
+        # repeated patterns (tiles, railings) or along edges slide to wrong matches, each its own way
+        # (on Ped2 frames shaken by 2 pixels, 35-45% agree with a right shift, 1% with a wrong one)
+        agree = np.hypot(*(shifts - [dx, dy]).T) < 1.0
+        return (float(dx), float(dy)) if agree.mean() >= 0.25 else None
 
     def detect(self, context: FrameContext) -> Detections:
         import cv2
