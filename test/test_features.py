@@ -104,6 +104,22 @@ def test_flow_is_relative_to_the_scene_when_the_camera_shakes(rng):
     np.testing.assert_allclose(background_flow, [0.0, 0.0], atol=0.5)
 
 
+def test_flow_of_large_frames_comes_in_full_resolution_pixels(rng):
+    from tao_ros.builtin.features import dense_flow
+
+    context, _ = textured_square_moving(3, 0, rng)  # 160x200
+
+    def tripled(a):
+        return np.kron(a, np.ones((3, 3), a.dtype))
+
+    large = FrameContext(1, np.dstack([tripled(context.gray)] * 3), tripled(context.gray),
+                         tripled(context.previous_gray), foreground=tripled(context.foreground))
+    flow = dense_flow(large, "medium")
+    assert flow.shape == (480, 600, 2)
+    interior = flow[70 * 3:90 * 3, 93 * 3:110 * 3].reshape(-1, 2)  # the square moved 3 * 3 px rightwards
+    np.testing.assert_allclose(np.median(interior, axis=0), [9.0, 0.0], atol=0.6)
+
+
 def test_motion_autoencoder_crops_boxes_reaching_past_the_image(rng):
     from tao_ros.builtin.learned import flow_crops
 
