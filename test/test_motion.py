@@ -103,3 +103,15 @@ def test_camera_shake_is_undone_before_background_subtraction():
         if stabilize:
             assert not any(misses), "the moving square is found in every shaken frame, where it is"
     assert foreground_share[True] < 0.01 < foreground_share[False], foreground_share
+
+
+def test_large_frames_give_boxes_and_foreground_in_their_own_pixels():
+    import cv2
+
+    detector = PluginRegistry.discover().create("detector", "motion", {})
+    for context, box in shaken_scene([(0.0, 0.0)] * 30):
+        gray = cv2.resize(context.gray, (720, 480), interpolation=cv2.INTER_NEAREST)  # twice the reference rows
+        large = FrameContext(context.frame_index, cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), gray)
+        detections = detector.detect(large)
+    assert large.foreground.shape == (480, 720)
+    assert len(detections) == 1 and iou_matrix(2 * box[None], detections.xyxy)[0, 0] > 0.5, detections.xyxy

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from tao_ros.builtin.resolution import working_size
 from tao_ros.core.tracking import TrackHistory
 from tao_ros.hookspecs import Param, hookimpl
 from tao_ros.types import Detections, FrameContext
 
-# Rows at which optical flow is computed (larger frames are scaled down for it, the flow scaled back):
-# DIS matches fixed 8-pixel patches, so at a fixed working height a camera's resolution does not
-# change what the flow sees. Ped2 scaled up to 427 rows: frame AUROC 0.933 with flow at full
-# resolution, 0.970 at 240 rows (0.987 native).
-FLOW_ROWS = 240
-
 
 def dense_flow(context: FrameContext, preset: str = "fast") -> np.ndarray | None:
     """[H, W, 2] float32 DIS optical flow from the previous to the current frame (pixels/frame at the
-    frame's resolution; computed at FLOW_ROWS rows), relative to the scene: the camera's own image
+    frame's resolution; computed at the working resolution, see builtin.resolution), relative to the scene: the camera's own image
     translation (shake, a robot turning), taken as the median flow of the background (every 4th pixel
     outside the detector's foreground), is removed.
 
@@ -32,14 +27,14 @@ def dense_flow(context: FrameContext, preset: str = "fast") -> np.ndarray | None
         presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
         dis = context.cache.setdefault(("dis", preset), cv2.DISOpticalFlow_create(presets[preset]))
-        height, width = context.gray.shape
-        factor = min(1.0, FLOW_ROWS / height)
-        if factor < 1.0:
-            size = (round(width * factor), round(height * factor))
-            small = [cv2.resize(g, size, interpolation=cv2.INTER_AREA) for g in (context.previous_gray, context.gray)]
-            flow = cv2.resize(dis.calc(*small, None), (width, height), interpolation=cv2.INTER_LINEAR) / factor
-        else:
+        size = working_size(context.gray.shape)
+        if size is None:
             flow = dis.calc(context.previous_gray, context.gray, None)
+        else:
+            small = [cv2.resize(g, size, interpolation=cv2.INTER_AREA) for g in (context.previous_gray, context.gray)]
+            height, width = context.gray.shape
+            flow = cv2.resize(dis.calc(*small, None), (width, height), interpolation=cv2.INTER_LINEAR)
+            flow *= height / size[1]  # in pixels of the frame
         flow -= camera_translation(context, flow)
         context.cache[key] = flow
     return context.cache[key]

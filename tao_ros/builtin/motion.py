@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tao_ros.builtin.resolution import REFERENCE_ROWS, working_size
 from tao_ros.core.tracking import BoxTracker
 from tao_ros.hookspecs import Param, hookimpl
 from tao_ros.types import Detections, FrameContext
@@ -57,9 +58,13 @@ class MotionDetector:
         self.tracker.reset()
 
     def foreground(self, gray: np.ndarray) -> np.ndarray:
-        """[H, W] uint8 frame -> [H, W] bool foreground after morphological clean-up."""
+        """[H, W] uint8 frame -> [H, W] bool foreground after morphological clean-up (background
+        subtraction at the working resolution, see builtin.resolution)."""
         import cv2
 
+        full_size, size = gray.shape[::-1], working_size(gray.shape)
+        if size is not None:
+            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
         rate = -1.0 if self.frames_seen < self.p["init_frames"] else self.p["learning_rate"]
         shift = self.camera_shift(gray) if self.p["stabilize"] and self.frames_seen >= self.p["init_frames"] \
             else None
@@ -71,13 +76,15 @@ class MotionDetector:
             fg = self.background.apply(aligned, learningRate=rate) == 255
             back = np.float32([[1, 0, shift[0]], [0, 1, shift[1]]])
             fg = cv2.warpAffine(fg.astype(np.uint8), back, gray.shape[::-1], flags=cv2.INTER_NEAREST).astype(bool)
-        scale = gray.shape[0] / 240.0
+        scale = gray.shape[0] / REFERENCE_ROWS
         open_k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
         size = max(1, round(self.p["close_size"] * scale)) | 1
         close_k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
         # Close first: MOG2 marks an object's pixels sparsely, and opening first would erase them.
         fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_CLOSE, close_k)
         fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, open_k)
+        if size is not None:
+            fg = cv2.resize(fg, full_size, interpolation=cv2.INTER_NEAREST)
         return fg.astype(bool)
 
     def camera_shift(self, gray: np.ndarray) -> tuple[float, float] | None:
@@ -125,7 +132,7 @@ class MotionDetector:
         x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
         xyxy = np.stack([x, y, x + stats[:, cv2.CC_STAT_WIDTH], y + stats[:, cv2.CC_STAT_HEIGHT]], axis=1)
         xyxy = self.absorb_fragments(xyxy.astype(np.float64).reshape(-1, 4), stats[:, cv2.CC_STAT_AREA],
-                                     self.p["absorb_gap"] * fg.shape[0] / 240.0)
+                                     self.p["absorb_gap"] * fg.shape[0] / REFERENCE_ROWS)
         if self.p["split_merged"]:
             xyxy = split_merged(xyxy, self.tracker.recent(), fg, min_area)
         return Detections(xyxy, ids=self.tracker.update(xyxy))

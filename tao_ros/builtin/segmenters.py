@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from tao_ros.builtin.features import dense_flow
+from tao_ros.builtin.resolution import REFERENCE_ROWS
 from tao_ros.core.geometry import clip_boxes
 from tao_ros.core.instances import ObjectRegistry
 from tao_ros.hookspecs import Param, hookimpl
@@ -100,7 +101,7 @@ class ForegroundSegmenter:
             foreground = cv2.morphologyEx(foreground.astype(np.uint8), cv2.MORPH_CLOSE, kernel).astype(bool) & inside
         foreground = self.main_parts(binary_fill_holes(foreground))
         if self.p["dilate"] > 0:  # background subtraction misses an object's soft, low-contrast rim
-            size = 2 * round(self.p["dilate"] * height / 240.0) + 1
+            size = 2 * round(self.p["dilate"] * height / REFERENCE_ROWS) + 1
             kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
             foreground = cv2.dilate(foreground.astype(np.uint8), kernel).astype(bool) & inside
         mask[Y1:Y2, X1:X2] = foreground
