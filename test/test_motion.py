@@ -105,7 +105,7 @@ def test_camera_shake_is_undone_before_background_subtraction():
     assert foreground_share[True] < 0.01 < foreground_share[False], foreground_share
 
 
-def test_large_frames_give_boxes_and_foreground_in_their_own_pixels():
+def test_large_frames_are_subtracted_at_the_working_rows_with_boxes_in_their_own_pixels():
     import cv2
 
     detector = PluginRegistry.discover().create("detector", "motion", {})
@@ -114,4 +114,5 @@ def test_large_frames_give_boxes_and_foreground_in_their_own_pixels():
         large = FrameContext(context.frame_index, cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), gray)
         detections = detector.detect(large)
     assert large.foreground.shape == (480, 720)
+    assert detector.background.getBackgroundImage().shape[:2] == (240, 360)  # subtraction at the working rows
     assert len(detections) == 1 and iou_matrix(2 * box[None], detections.xyxy)[0, 0] > 0.5, detections.xyxy

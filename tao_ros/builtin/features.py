@@ -11,10 +11,10 @@ from tao_ros.types import Detections, FrameContext
 
 
 def dense_flow(context: FrameContext, preset: str = "fast") -> np.ndarray | None:
-    """[H, W, 2] float32 DIS optical flow from the previous to the current frame (pixels/frame at the
-    frame's resolution; computed at the working resolution, see builtin.resolution), relative to the scene: the camera's own image
-    translation (shake, a robot turning), taken as the median flow of the background (every 4th pixel
-    outside the detector's foreground), is removed.
+    """[H, W, 2] float32 DIS optical flow from the previous to the current frame, in pixels/frame of
+    the frame (computed at the working resolution, see builtin.resolution), relative to the scene:
+    the camera's own image translation (shake, a robot turning), taken as the median flow of the
+    background (every 4th pixel outside the detector's foreground), is removed.
 
     Computed once per frame and shared through ``context.cache``; None on a stream's first frame.
     """
