@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from tao_ros.builtin.resolution import REFERENCE_ROWS, working_size
-from tao_ros.core.tracking import BoxTracker
+from tao_ros.core.geometry import containment_matrix
+from tao_ros.core.tracking import HELD_SHARE, BoxTracker
 from tao_ros.hookspecs import Param, hookimpl
 from tao_ros.types import Detections, FrameContext
 
@@ -34,6 +35,8 @@ class MotionDetector:
         "match_iou": Param(0.1, "Tracker: least IoU between a box and a track's predicted box.", minimum=0.0,
                            maximum=1.0),
         "max_missed": Param(5, "Tracker: frames a lost track is kept for re-identification.", minimum=0),
+        "max_hidden": Param(20, "Tracker: frames a lost track is kept while its predicted box lies inside "
+                                "another object's blob (merged with it in a crowd).", minimum=0),
         "learning_rate": Param(-1.0, "Background learning rate after init_frames; -1 = MOG2's automatic "
                                      "1/min(frames, history). A slow fixed rate keeps slow, uniform objects from "
                                      "fading into the background but leaves ghosts of objects seen at start-up."),
@@ -46,7 +49,7 @@ class MotionDetector:
 
     def __init__(self, **params):
         self.p = params
-        self.tracker = BoxTracker(params["match_iou"], params["max_missed"])
+        self.tracker = BoxTracker(params["match_iou"], params["max_missed"], params["max_hidden"])
         self.reset()
 
     def reset(self) -> None:
@@ -162,7 +165,7 @@ class MotionDetector:
 
 
 def split_merged(xyxy: np.ndarray, expected: np.ndarray, foreground: np.ndarray, min_area: float,
-                 containment: float = 0.6) -> np.ndarray:
+                 containment: float = HELD_SHARE) -> np.ndarray:
     """[N, 4] blob boxes -> [M, 4] boxes, M >= N: a blob that holds at least ``containment`` of each
     of two or more ``expected`` [T, 4] track boxes standing side by side is split between them (tracks
     stacked one above the other are more often parts of one body tracked apart for a while, and one
@@ -175,10 +178,7 @@ def split_merged(xyxy: np.ndarray, expected: np.ndarray, foreground: np.ndarray,
     out = []
     for box in xyxy:
         x1, y1, x2, y2 = box.astype(int)
-        inside_x = np.clip(np.minimum(expected[:, 2], x2) - np.maximum(expected[:, 0], x1), 0, None)
-        inside_y = np.clip(np.minimum(expected[:, 3], y2) - np.maximum(expected[:, 1], y1), 0, None)
-        area = np.maximum((expected[:, 2] - expected[:, 0]) * (expected[:, 3] - expected[:, 1]), 1e-9)
-        held = expected[inside_x * inside_y / area >= containment]
+        held = expected[containment_matrix(expected, box.astype(int))[:, 0] >= containment]
         if len(held) < 2 or not side_by_side(held):
             out.append(box)
             continue

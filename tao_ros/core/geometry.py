@@ -25,6 +25,18 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
+def containment_matrix(inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
+    """[N, 4] and [M, 4] boxes -> [N, M] share of each ``inner`` box's area inside each ``outer`` box
+    (0 for degenerate inner boxes)."""
+    inner = np.asarray(inner, dtype=np.float64).reshape(-1, 4)
+    outer = np.asarray(outer, dtype=np.float64).reshape(-1, 4)
+    wh = np.clip(np.minimum(inner[:, None, 2:], outer[None, :, 2:]) - np.maximum(inner[:, None, :2], outer[None, :, :2]),
+                 0, None)
+    area = box_area(inner)[:, None]
+    shared = wh[..., 0] * wh[..., 1]
+    return np.divide(shared, area, out=np.zeros_like(shared), where=area > 0)
+
+
 def enclosing_box(xyxy: np.ndarray) -> np.ndarray:
     """[N, 4] boxes (N >= 1) -> [4] smallest box containing them all."""
     xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)

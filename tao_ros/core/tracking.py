@@ -8,7 +8,7 @@ from collections import OrderedDict, deque
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from tao_ros.core.geometry import iou_matrix
+from tao_ros.core.geometry import box_area, containment_matrix, iou_matrix
 from tao_ros.types import UNTRACKED, Detections
 
 
@@ -41,17 +41,35 @@ class TrackHistory:
         return out
 
 
+HELD_SHARE = 0.6
+"""Share of a box's area inside a blob for the blob to hold that object (merged with others in it)."""
+
+
+def centre(xyxy: np.ndarray) -> np.ndarray:
+    """[N, 4] boxes -> [N, 2] centres."""
+    return (xyxy[:, :2] + xyxy[:, 2:]) / 2
+
+
 class BoxTracker:
     """Gives boxes stable ids across frames by optimal IoU matching against predicted track boxes.
+
+    A track that finds no box of its own is kept ``max_missed`` frames at its predicted place, and
+    up to ``max_hidden`` frames while that place lies (``containment`` of its area) inside another
+    object's box: people walking past each other, a cyclist passing walkers, merge into one blob
+    that keeps one of their ids, and the others take theirs back when the blob parts, instead of
+    coming out as new objects without a history.
 
     Written here rather than taken from ultralytics' BYTETracker because that tracker only reports
     confirmed tracks (it drops an object's first frame) and needs detector confidences; every
     detection of the motion detector must keep an id from the frame it appears.
     """
 
-    def __init__(self, match_iou: float = 0.1, max_missed: int = 5):
+    def __init__(self, match_iou: float = 0.1, max_missed: int = 5, max_hidden: int = 20,
+                 containment: float = HELD_SHARE):
         self.match_iou = match_iou
         self.max_missed = max_missed
+        self.max_hidden = max_hidden
+        self.containment = containment
         self.reset()
 
     def reset(self) -> None:
@@ -70,7 +88,7 @@ class BoxTracker:
         if not len(free_rows) or not len(free_cols):
             return rows, cols
         a, b = xyxy[free_rows], predicted[free_cols]
-        centre_a, centre_b = (a[:, :2] + a[:, 2:]) / 2, (b[:, :2] + b[:, 2:]) / 2
+        centre_a, centre_b = centre(a), centre(b)
         diagonal = np.hypot(*(a[:, 2:] - a[:, :2]).T)[:, None] / 2 + np.hypot(*(b[:, 2:] - b[:, :2]).T)[None, :] / 2
         distance = np.linalg.norm(centre_a[:, None] - centre_b[None], axis=2) / np.maximum(diagonal, 1e-9)
         area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)[:, None]
@@ -101,9 +119,16 @@ class BoxTracker:
         self.next_id += len(new)
 
         velocity = np.zeros((len(xyxy), 4))
-        velocity[rows] = 0.5 * self.velocity[cols] + 0.5 * (xyxy[rows] - self.boxes[cols])
+        velocity[rows] = self.velocity[cols]
+        # a track's velocity is its centre's: boxes growing or shrinking as blobs merge and part are no
+        # motion, and a jump of the centre with such a change of size (above 1.5x) is none either
+        moved = centre(xyxy[rows]) - centre(self.boxes[cols])
+        area_ratio = box_area(xyxy[rows]) / np.maximum(box_area(self.boxes[cols]), 1e-9)
+        steady = (area_ratio < 1.5) & (area_ratio > 1 / 1.5)
+        velocity[rows[steady]] = 0.5 * self.velocity[cols[steady]] + 0.5 * np.tile(moved[steady], 2)
         lost = np.setdiff1d(np.arange(len(self.ids)), cols)
-        lost = lost[self.missed[lost] < self.max_missed]
+        hidden = (containment_matrix(predicted[lost], xyxy) >= self.containment).any(axis=1)
+        lost = lost[np.where(hidden, self.missed[lost] < self.max_hidden, self.missed[lost] < self.max_missed)]
         self.boxes = np.concatenate([xyxy, predicted[lost]])
         self.velocity = np.concatenate([velocity, self.velocity[lost]])
         self.ids = np.concatenate([ids, self.ids[lost]])
