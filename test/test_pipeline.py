@@ -76,7 +76,7 @@ def test_bad_frames_are_input_errors(fitted_pipeline):
         fitted_pipeline.process(StreamFrame(np.zeros((8, 8, 2), np.uint8)))
 
 
-def test_prompts_at_intervals_and_for_new_objects():
+def test_prompts_at_intervals_and_for_objects_turning_anomalous():
     scheduler = PromptScheduler(interval=5)
     boxes = Detections(np.array([[0, 0, 4, 4]]), labels=["object"], ids=[7])
     emitted = [len(scheduler.update(t, boxes, np.array([3.0]))) for t in range(1, 12)]
@@ -85,6 +85,9 @@ def test_prompts_at_intervals_and_for_new_objects():
     two = Detections(np.array([[0, 0, 4, 4], [9, 9, 12, 12]]), ids=[7, 8])
     prompts = scheduler.update(12, two, np.array([3.0, 4.0]))
     assert [(p.object_id, p.frame_index, p.box, p.score) for p in prompts] == [(8, 12, (9.0, 9.0, 12.0, 12.0), 4.0)]
+    # id 7 not anomalous at frame 13: anomalous again at 14, it is prompted at once
+    assert [p.object_id for p in scheduler.update(13, two[np.array([False, True])], np.array([4.0]))] == []
+    assert [p.object_id for p in scheduler.update(14, two, np.array([3.0, 4.0]))] == [7]
 
 
 def test_detections_validate_their_columns():

@@ -44,8 +44,10 @@ class ForegroundSegmenter:
                         minimum=0.0),
         "min_part_ratio": Param(0.4, "Foreground parts smaller than this fraction of the object's largest part "
                                      "are left out (bystanders inside its box).", minimum=0.0, maximum=1.0),
-        "patience": Param(4, "Frames an object may be lost (not anomalous, or an empty mask) before it is "
-                              "dropped.", minimum=1),
+        "patience": Param(1, "Frames an object may be lost (not anomalous, or an empty mask) before it is "
+                              "dropped. 1: masks only for this frame's anomalous boxes, as the foreground inside "
+                              "a box the detector no longer reports (the object left, or merged into another's "
+                              "blob) is what is left behind, not the object.", minimum=1),
         "max_objects": Param(32, "Most objects tracked at once; the lowest-scoring make room.", minimum=1),
     }
 

@@ -8,8 +8,9 @@ from tao_ros.types import UNTRACKED, Detections, Prompt
 
 
 class PromptScheduler:
-    """Emits a prompt for every anomalous box every ``interval`` frames, and at once for an
-    anomalous object id not prompted recently (a new object need not wait for the next interval)."""
+    """Emits a prompt for every anomalous box every ``interval`` frames, and at once for an object
+    that was not anomalous in the previous frame: a new object, or one anomalous again after a gap
+    (the segmenter may have dropped it meanwhile), need not wait for the next interval."""
 
     def __init__(self, interval: int, forget_after: int | None = None):
         self.interval = interval
@@ -25,8 +26,8 @@ class PromptScheduler:
         prompts = []
         for i in range(len(boxes)):
             object_id = int(boxes.ids[i])
-            new = object_id != UNTRACKED and object_id not in self.last_seen
-            if periodic or new:
+            turned_anomalous = object_id != UNTRACKED and self.last_seen.get(object_id) != frame_index - 1
+            if periodic or turned_anomalous:
                 prompts.append(Prompt(frame_index, tuple(float(v) for v in boxes.xyxy[i]), str(boxes.labels[i]),
                                       float(scores[i]), object_id))
             if object_id != UNTRACKED:
