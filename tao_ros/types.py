@@ -123,6 +123,8 @@ class FrameContext:
         depth_image: optional [H, W] float32 metres, NaN where unknown.
         foreground: optional [H, W] bool foreground mask if the detector produced one.
         cache: per-frame scratch space so that plugins share expensive results (e.g. optical flow).
+        elapsed_frames: source frames from ``previous_gray`` to this one: more than 1 where frames in
+            between were skipped (undecodable, or dropped by a node busy with an earlier frame).
     """
 
     frame_index: int
@@ -132,6 +134,7 @@ class FrameContext:
     depth_image: np.ndarray | None = None
     foreground: np.ndarray | None = None
     cache: dict = field(default_factory=dict)
+    elapsed_frames: int = 1
 
 
 @dataclass

@@ -100,7 +100,7 @@ def test_time_going_backwards_and_new_resolution_restart_the_stream(engine):
     assert engine.counts["time_jumps_back"] == 1
     small = np.ascontiguousarray(FRAMES[3][0][::2, ::2])
     outputs = run(engine, InputFrame(image_msg(8, small)))
-    assert outputs is not None and outputs.result.frame_index == 0
+    assert outputs is not None and outputs.result.frame_index == 4  # numbered as received, across restarts
     assert engine.messages(outputs, TYPES)["~/instance_mask"].width == small.shape[1]
 
 
@@ -110,6 +110,7 @@ def test_newest_frame_wins_and_stale_frames_are_counted(engine):
     outputs = engine.step(timeout=0)
     assert outputs.header.stamp.nanosec == 200_000_000
     assert engine.counts["dropped_stale"] == 2 and engine.step(timeout=0) is None
+    assert outputs.result.frame_index == 2  # the pipeline sees that two frames were skipped
 
 
 def test_runtime_parameters_are_validated(engine):
@@ -161,7 +162,7 @@ def test_calibration_keeps_frames_compressed(tmp_path):
     for t in range(10):
         run(engine, InputFrame(image_msg(t), depth_msg(t, depth)))
     raw = sum(FRAMES[0][0].nbytes + depth.nbytes for _ in range(10))
-    kept = sum(jpeg.nbytes + png.nbytes for jpeg, png in engine.calibration)
+    kept = sum(jpeg.nbytes + png.nbytes for jpeg, png, _ in engine.calibration)
     assert kept < raw / 4
     decoded = __import__("cv2").imdecode(engine.calibration[0][1], -1)
     assert decoded.dtype == np.uint16 and (decoded == 4000).all()  # millimetres, as a 16UC1 image

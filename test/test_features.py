@@ -127,3 +127,16 @@ def test_motion_autoencoder_crops_boxes_reaching_past_the_image(rng):
     flow[:, :10] = (4.0, 0.0)  # the left edge moves
     crops = flow_crops(flow, Detections(np.array([[-20.0, 0.0, 10.0, 30.0]])))
     np.testing.assert_allclose(crops[0, 0], 4.0 / 30, rtol=1e-5)  # inside the image only, in box heights
+
+
+def test_motion_over_skipped_frames_is_measured_per_source_frame(rng):
+    """A square moved 6 px while two frames in between were skipped (a busy node) moves 2 px per
+    frame, as the same square seen on every frame: speeds fitted on every frame still hold."""
+    feature = PluginRegistry.discover().create("feature", "velocity", {})
+    context, detections = textured_square_moving(6, 0, rng)
+    consecutive = feature.extract(context, detections, np.ones(1))[0].sum()
+    feature.reset()
+    context, detections = textured_square_moving(6, 0, rng)
+    context.elapsed_frames = 3
+    skipped = feature.extract(context, detections, np.ones(1))[0].sum()
+    assert consecutive == pytest.approx(6.0, rel=0.25) and skipped == pytest.approx(consecutive / 3, rel=0.05)

@@ -270,3 +270,19 @@ def test_one_id_per_object_in_detections_instance_mask_and_objects_csv(id_style)
     # as the motion detector's own), and no public id for two tracks
     assert all(len(public) == 1 for public in own_to_public.values()), own_to_public
     assert len({next(iter(p)) for p in own_to_public.values()}) == len(own_to_public)
+
+
+def test_a_stream_that_skips_frames_keeps_normal_objects_normal(fitted_pipeline):
+    """A node too busy for every frame processes every other one: with the frames numbered as they
+    came, normal walkers stay normal; taken as consecutive, every speed doubles and walkers alarm."""
+    frames = [image for image, *_ in scene_frames(11, 120, anomalies=False)]
+
+    def flagged(indices, numbered):
+        fitted_pipeline.reset()
+        results = [fitted_pipeline.process(StreamFrame(frames[i], index=i if numbered else None)) for i in indices]
+        return sum(int(r.anomalous.sum()) for r in results[10:]) / sum(len(r.detections) for r in results[10:])
+
+    every_frame = flagged(range(120), numbered=True)
+    numbered = flagged(range(0, 120, 2), numbered=True)
+    consecutive = flagged(range(0, 120, 2), numbered=False)
+    assert numbered <= every_frame + 0.05 and consecutive > numbered + 0.2, (every_frame, numbered, consecutive)

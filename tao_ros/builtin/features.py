@@ -11,10 +11,12 @@ from tao_ros.types import Detections, FrameContext
 
 
 def dense_flow(context: FrameContext, preset: str = "fast") -> np.ndarray | None:
-    """[H, W, 2] float32 DIS optical flow from the previous to the current frame, in pixels/frame of
-    the frame (computed at the working resolution, see builtin.resolution), relative to the scene:
-    the camera's own image translation (shake, a robot turning), taken as the median flow of the
-    background (every 4th pixel outside the detector's foreground), is removed.
+    """[H, W, 2] float32 DIS optical flow from the previous to the current frame, in pixels of the
+    frame (computed at the working resolution, see builtin.resolution) per source frame: where frames
+    in between were skipped (``context.elapsed_frames``), the displacement is divided among them, so
+    that speeds learned on every frame hold on a node that drops frames while busy. Relative to the
+    scene: the camera's own image translation (shake, a robot turning), taken as the median flow of
+    the background (every 4th pixel outside the detector's foreground), is removed.
 
     Computed once per frame and shared through ``context.cache``; None on a stream's first frame.
     """
@@ -36,6 +38,7 @@ def dense_flow(context: FrameContext, preset: str = "fast") -> np.ndarray | None
             flow = cv2.resize(dis.calc(*small, None), (width, height), interpolation=cv2.INTER_LINEAR)
             flow *= height / size[1]  # in pixels of the frame
         flow -= camera_translation(context, flow)
+        flow /= context.elapsed_frames
         context.cache[key] = flow
     return context.cache[key]
 

@@ -102,7 +102,7 @@ class AnomalyPipeline:
     def reset(self) -> None:
         """Start a new stream (new clip, new resolution): forget background, tracks and history."""
         self.frame_index = 0
-        self.previous_gray = None
+        self.previous_gray, self.previous_index = None, -1
         for plugin in (self.detector, *self.features.values(), *([self.segmenter] if self.segmenter else [])):
             plugin.call("reset", None)
         self.score_history.reset()
@@ -122,8 +122,9 @@ class AnomalyPipeline:
             self.reset()
         if frame.index is not None:
             self.frame_index = frame.index
-        context = FrameContext(self.frame_index, image, gray, self.previous_gray, frame.depth)
-        self.previous_gray = gray
+        elapsed = 1 if self.previous_gray is None else max(1, self.frame_index - self.previous_index)
+        context = FrameContext(self.frame_index, image, gray, self.previous_gray, frame.depth, elapsed_frames=elapsed)
+        self.previous_gray, self.previous_index = gray, self.frame_index
         self.frame_index += 1
         return context
 

@@ -16,17 +16,21 @@ class PromptScheduler:
         self.interval = interval
         self.forget_after = forget_after or 10 * interval
         self.last_seen: dict[int, int] = {}  # id -> last frame it was anomalous
+        self.last_frame: int | None = None
 
     def reset(self) -> None:
         self.last_seen.clear()
+        self.last_frame = None
 
     def update(self, frame_index: int, boxes: Detections, scores: np.ndarray) -> list[Prompt]:
         """Anomalous ``boxes`` of frame ``frame_index`` with [M] ``scores`` -> prompts for this frame."""
-        periodic = frame_index % self.interval == 0
+        # the first frame of each interval: frames skipped upstream must not skip a round of prompts
+        previous, self.last_frame = self.last_frame, frame_index
+        periodic = previous is None or frame_index // self.interval != previous // self.interval
         prompts = []
         for i in range(len(boxes)):
             object_id = int(boxes.ids[i])
-            turned_anomalous = object_id != UNTRACKED and self.last_seen.get(object_id) != frame_index - 1
+            turned_anomalous = object_id != UNTRACKED and (previous is None or self.last_seen.get(object_id) != previous)
             if periodic or turned_anomalous:
                 prompts.append(Prompt(frame_index, tuple(float(v) for v in boxes.xyxy[i]), str(boxes.labels[i]),
                                       float(scores[i]), object_id))

@@ -42,6 +42,7 @@ class InputFrame:
     depth_msg: object | None = None
     compressed: bool = False
     received: float = field(default_factory=time.monotonic)
+    sequence: int | None = None  # number of the image among those received; None: numbered as processed
 
 
 @dataclass
@@ -133,7 +134,10 @@ class AnomalyEngine:
 
     # ---------------------------------------------------------------- input
     def submit(self, frame: InputFrame) -> None:
-        """Hand a frame to the worker (never blocks); an unprocessed older frame is dropped."""
+        """Hand a frame to the worker (never blocks); an unprocessed older frame is dropped. Frames are
+        numbered as received, so that the pipeline knows how many the worker skipped."""
+        if frame.sequence is None:
+            frame.sequence = self.counts["received"]
         self.counts["received"] += 1
         if self.slot.put(frame):
             self.counts["dropped_stale"] += 1
@@ -220,7 +224,7 @@ class AnomalyEngine:
             except InputError as exc:
                 self._bad("depth", f"{exc}; frame processed without depth")
                 depth = None
-        return frame.image_msg.header, StreamFrame(image, depth)
+        return frame.image_msg.header, StreamFrame(image, depth, frame.sequence)
 
     def process(self, frame: InputFrame) -> FrameOutputs | None:
         """Decode and run one frame; None when it was dropped or consumed by calibration."""
@@ -279,7 +283,7 @@ class AnomalyEngine:
         if frame.depth is not None and self.config.depth_source == "depth_image":
             millimetres = np.nan_to_num(depth_in_metres(frame.depth) * 1000.0, nan=0.0)
             depth = cv2.imencode(".png", np.clip(millimetres, 0, 65535).astype(np.uint16))[1]
-        self.calibration.append((jpeg, depth))
+        self.calibration.append((jpeg, depth, frame.index))
         if len(self.calibration) >= self.calibration_target:
             self._fit_calibration()
 
@@ -292,8 +296,8 @@ class AnomalyEngine:
 
         def frames():
             return (StreamFrame(cv2.imdecode(jpeg, cv2.IMREAD_COLOR),
-                                None if depth is None else cv2.imdecode(depth, cv2.IMREAD_UNCHANGED))
-                    for jpeg, depth in recorded)
+                                None if depth is None else cv2.imdecode(depth, cv2.IMREAD_UNCHANGED), index)
+                    for jpeg, depth, index in recorded)
 
         path = Path(self.config.model_path or default_model_path()).expanduser()
         candidate = AnomalyPipeline(self.config, self.pipeline.registry)
