@@ -36,7 +36,7 @@ OPTIONS: dict[str, Param] = {
     "merge_iou": Param(0.3, "Anomalous boxes of one frame overlapping with IoU above this are merged.",
                        minimum=0.0, maximum=1.0),
     "prompt_interval": Param(5, "Every this many frames each anomalous box becomes a segmenter prompt "
-                                "(new anomalous objects are prompted at once).", minimum=1),
+                                "(an object turning anomalous, new or again, is prompted at once).", minimum=1),
     "segmenter": Param("foreground", "Segmenter plugin ('foreground': weight-free; 'sam2': SAM2 with a "
                                      "checkpoint), or 'none' for boxes only."),
     "model_path": Param("", "Fitted model file (from 'tao-ros fit'); '' = none yet."),
