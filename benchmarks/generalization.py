@@ -38,14 +38,23 @@ SHARED_FEATURES = ["velocity", "depth", "motion_ae"]
 
 # How the scalar speed is measured: (name, knobs beyond the plain median, speed.* parameters).
 SPEED_VARIANTS = [
-    ("median", 0, {"percentile": 50.0, "part_size": 0.0, "min_samples": 1, "window": 5}),
-    ("p90", 1, {"percentile": 90.0, "part_size": 0.0, "min_samples": 1, "window": 5}),
-    ("p90-parts", 2, {"percentile": 90.0, "part_size": 0.05, "min_samples": 1, "window": 5}),
-    ("p90-parts-warmup", 3, {"percentile": 90.0, "part_size": 0.05, "min_samples": 4, "window": 6}),
+    ("median", 0, {"percentile": 50.0, "part_size": 0.0, "min_samples": 1, "window": 5, "smoothing": "track"}),
+    ("p90", 1, {"percentile": 90.0, "part_size": 0.0, "min_samples": 1, "window": 5, "smoothing": "track"}),
+    ("p90-parts", 2, {"percentile": 90.0, "part_size": 0.05, "min_samples": 1, "window": 5, "smoothing": "track"}),
+    ("p90-parts-warmup", 3, {"percentile": 90.0, "part_size": 0.05, "min_samples": 4, "window": 6,
+                             "smoothing": "track"}),
+    ("median-advected", 1, {"percentile": 50.0, "part_size": 0.0, "min_samples": 1, "window": 6,
+                            "smoothing": "advected"}),
+    ("p90-advected", 2, {"percentile": 90.0, "part_size": 0.0, "min_samples": 1, "window": 6,
+                         "smoothing": "advected"}),
+    ("p90-parts-advected", 3, {"percentile": 90.0, "part_size": 0.05, "min_samples": 1, "window": 6,
+                               "smoothing": "advected"}),
+    ("p90-parts-advected-warmup", 4, {"percentile": 90.0, "part_size": 0.05, "min_samples": 4, "window": 6,
+                                      "smoothing": "advected"}),
     ("median-perspective", 1, {"percentile": 50.0, "part_size": 0.0, "min_samples": 1, "window": 5,
-                               "perspective": "depth"}),
+                               "perspective": "depth", "smoothing": "track"}),
     ("p90-parts-warmup-perspective", 4, {"percentile": 90.0, "part_size": 0.05, "min_samples": 4, "window": 6,
-                                         "perspective": "depth"}),
+                                         "perspective": "depth", "smoothing": "track"}),
 ]
 PAPER_FEATURES = ["speed", "depth"]
 FEATURE_SETS = [["speed"], ["velocity"], ["motion_ae"], ["speed", "depth"], ["velocity", "depth"],

@@ -140,3 +140,38 @@ def test_motion_over_skipped_frames_is_measured_per_source_frame(rng):
     context.elapsed_frames = 3
     skipped = feature.extract(context, detections, np.ones(1))[0].sum()
     assert consecutive == pytest.approx(6.0, rel=0.25) and skipped == pytest.approx(consecutive / 3, rel=0.05)
+
+
+def square_sequence(steps: list[int], rng):
+    """Contexts and boxes of a textured square on a textured ground, moving steps[t] px right into frame t."""
+    texture = np.kron(rng.integers(0, 255, (10, 10)), np.ones((4, 4))).astype(np.uint8)
+    ground = np.kron(rng.integers(60, 200, (40, 60)), np.ones((4, 4))).astype(np.uint8)
+    previous, x = None, 20
+    for t, step in enumerate(steps):
+        frame, x = ground.copy(), x + step
+        frame[60:100, x:x + 40] = texture
+        foreground = np.zeros_like(frame, dtype=bool)
+        foreground[60:100, x:x + 40] = True
+        yield FrameContext(t, np.dstack([frame] * 3), frame, previous, foreground=foreground), \
+            np.array([[x, 60, x + 40, 100]], np.float64)
+        previous = frame
+
+
+@pytest.mark.parametrize("smoothing", ["advected", "track"])
+def test_speed_keeps_its_history_through_an_id_change_only_when_advected(smoothing, rng):
+    """A square slows from 3 to 1 px per frame as its track id changes (its blob merged with another's
+    and came out under that id). Averaged along the flow its speed keeps its history (an exponential
+    average over 6 frames: 3 - 2 * 2/7); averaged along the track it starts over from the new frame."""
+    feature = PluginRegistry.discover().create("feature", "speed", {"smoothing": smoothing, "min_samples": 1})
+    speeds = [feature.extract(context, Detections(box, ids=np.array([1 if t < 8 else 2])), np.ones(1))[0, 0]
+              for t, (context, box) in enumerate(square_sequence([0] + [3] * 7 + [1], rng))]
+    assert speeds[7] == pytest.approx(3.0, rel=0.25)
+    expected = 3.0 - 2.0 * 2 / 7 if smoothing == "advected" else 1.0
+    assert speeds[8] == pytest.approx(expected, rel=0.2)
+
+
+def test_advected_speed_is_unknown_until_the_track_was_seen_min_samples_times(rng):
+    feature = PluginRegistry.discover().create("feature", "speed", {"min_samples": 3})
+    known = [np.isfinite(feature.extract(context, Detections(box, ids=np.array([4])), np.ones(1))[0, 0])
+             for context, box in square_sequence([0, 3, 3, 3, 3], rng)]
+    assert known == [False, False, False, True, True]  # the first frame has no flow; then three sightings

@@ -84,29 +84,66 @@ class TrackAveragedFeature:
 
 
 class SpeedFeature(TrackAveragedFeature):
-    """Object speed from DIS optical flow inside the object, averaged along its track.
+    """Object speed from DIS optical flow inside the object, averaged over time.
 
     Flow of the object's own pixels ignores box jitter (box edges move with the segmentation,
-    pixels move with the object). Optionally multiplied by depth for cameras with strong perspective.
+    pixels move with the object). By default the average is taken per pixel along the flow, not per
+    track id: in a crowd, blobs merge and part and ids change hands, and a cyclist whose blob took a
+    walker's id would otherwise start over from the walker's history. Optionally multiplied by depth
+    for cameras with strong perspective.
     """
 
     name = "speed"
     columns = ("speed",)
     params = {
-        "window": Param(6, "Frames over which the speed is averaged along the object's track.", minimum=1),
+        "window": Param(6, "Frames over which the speed is averaged (per pixel along the flow, or along the "
+                           "object's track).", minimum=1),
         "preset": Param("medium", "DIS optical flow preset (medium: flow bleeds less from fast objects onto "
                                    "their neighbours than fast).", choices=("ultrafast", "fast", "medium")),
         "min_pixels": Param(12, "Fewer foreground pixels than this in the box: use the whole box.", minimum=1),
-        "part_size": Param(0.05, "Window over which flow is averaged, as a fraction of image height.",
-                           minimum=0.0, maximum=1.0),
-        "min_samples": Param(4, "The speed is unknown until the track has this many measurements: a single "
-                                "frame's flow of a new blob is noisy.", minimum=1),
+        "part_size": Param(0.0, "Window over which flow is averaged, as a fraction of image height (at least "
+                                "3 pixels; 0.05, a body part, averages out limb swing).", minimum=0.0, maximum=1.0),
+        "min_samples": Param(1, "The speed is unknown until the object's track has been seen this many times.",
+                             minimum=1),
         "perspective": Param("none", "'none': speed in pixels per frame; 'depth': times the object's depth, so "
                                      "that far and near objects compare (for cameras with strong perspective).",
                              choices=("none", "depth")),
         "percentile": Param(90.0, "Percentile of the local speeds inside the object taken as its speed.",
                             minimum=0.0, maximum=100.0),
+        "smoothing": Param("advected", "'advected': the local speeds are averaged per pixel along the optical "
+                                       "flow (a moving average carried with the motion), so that an object keeps its "
+                                       "history through merges, splits and id changes; 'track': each object's speed "
+                                       "is averaged over its track's last 'window' frames.",
+                           choices=("advected", "track")),
     }
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.sightings = TrackHistory(params["min_samples"], min_samples=params["min_samples"])
+        self.speed_map = None
+
+    def reset(self) -> None:
+        super().reset()
+        self.sightings.reset()
+        self.speed_map = None
+
+    def advected(self, local: np.ndarray, flow: np.ndarray, elapsed: int) -> np.ndarray:
+        """[H, W] local speeds of this frame -> [H, W] their moving average along the flow: the
+        previous average is moved with the motion (each pixel takes the value from where it came
+        from), then updated with weight 2 / (window + 1), the exponential average as long as the window."""
+        import cv2
+
+        if self.speed_map is None or self.speed_map.shape != local.shape:
+            self.speed_map = local.copy()
+            return self.speed_map
+        height, width = local.shape
+        xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+        came_from_x = xs - flow[..., 0] * elapsed
+        came_from_y = ys - flow[..., 1] * elapsed
+        moved = cv2.remap(self.speed_map, came_from_x, came_from_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        weight = 2.0 / (self.p["window"] + 1.0)
+        self.speed_map = (1.0 - weight) * moved + weight * local
+        return self.speed_map
 
     def extract(self, context: FrameContext, detections: Detections, depth: np.ndarray) -> np.ndarray:
         speed = np.full((len(detections), 1), np.nan)
@@ -114,6 +151,8 @@ class SpeedFeature(TrackAveragedFeature):
         if flow is None:
             return speed
         local = local_motion(context, flow, self.p["part_size"])
+        if self.p["smoothing"] == "advected":
+            local = self.advected(local, flow, context.elapsed_frames)
         for i, box in enumerate(detections.xyxy):
             rows, cols, pixels = object_pixels(context, box, self.p["min_pixels"])
             magnitudes = local[rows, cols][pixels]
@@ -121,12 +160,16 @@ class SpeedFeature(TrackAveragedFeature):
                 speed[i, 0] = np.percentile(magnitudes, self.p["percentile"])
         if self.p["perspective"] == "depth":
             speed *= depth[:, None]
+        if self.p["smoothing"] == "advected":  # averaged already; unknown until seen min_samples times
+            seen = self.sightings.smooth(detections.ids, np.ones((len(detections), 1)))[:, 0]
+            speed[~np.isfinite(seen)] = np.nan
+            return speed
         return self.history.smooth(detections.ids, speed)
 
 
 def local_motion(context: FrameContext, flow: np.ndarray, part_size: float) -> np.ndarray:
     """[H, W] speed of the foreground around each pixel: the mean flow vector of the foreground
-    pixels in a window of ``part_size`` x image height, then its length.
+    pixels in a window of ``part_size`` x image height (at least 3 x 3 pixels), then its length.
 
     Averaging vectors over a body-part-sized window cancels noise and limb swing; taking the
     fastest part of an object keeps a cyclist fast when its blob merged with walkers.
