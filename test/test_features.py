@@ -175,3 +175,19 @@ def test_advected_speed_is_unknown_until_the_track_was_seen_min_samples_times(rn
     known = [np.isfinite(feature.extract(context, Detections(box, ids=np.array([4])), np.ones(1))[0, 0])
              for context, box in square_sequence([0, 3, 3, 3, 3], rng)]
     assert known == [False, False, False, True, True]  # the first frame has no flow; then three sightings
+
+
+def test_pixels_shared_with_another_box_are_left_out_while_enough_remain():
+    """A walker's box that takes in the front of a passing van: the van's pixels are not the walker's."""
+    from tao_ros.builtin.features import object_pixels
+
+    gray = np.zeros((40, 60), np.uint8)
+    foreground = np.zeros((40, 60), bool)
+    foreground[10:30, 10:40] = True
+    context = FrameContext(0, np.dstack([gray] * 3), gray, foreground=foreground)
+    walker, van = np.array([10.0, 10, 25, 30]), np.array([[20.0, 5, 60, 35]])
+    _, _, alone = object_pixels(context, walker, min_pixels=12)
+    _, _, shared_out = object_pixels(context, walker, min_pixels=12, others=van)
+    assert alone.sum() == 15 * 20 and shared_out.sum() == 10 * 20 and not shared_out[:, 10:].any()
+    _, _, kept = object_pixels(context, walker, min_pixels=250, others=van)  # too few would remain
+    assert kept.sum() == 15 * 20

@@ -60,16 +60,25 @@ def camera_translation(context: FrameContext, flow: np.ndarray) -> np.ndarray:
     return np.median(flow[::4, ::4][textured], axis=0)
 
 
-def object_pixels(context: FrameContext, box: np.ndarray, min_pixels: int) -> tuple[slice, slice, np.ndarray]:
+def object_pixels(context: FrameContext, box: np.ndarray, min_pixels: int, others: np.ndarray | None = None
+                  ) -> tuple[slice, slice, np.ndarray]:
     """Rows/cols slices of ``box`` and the [h, w] bool mask of the object's pixels inside it
-    (the detector's foreground where it has enough pixels, else the whole box)."""
+    (the detector's foreground where it has enough pixels, else the whole box). With ``others``
+    ([K, 4] boxes of the frame's other objects), pixels inside them are left out where at least
+    ``min_pixels`` remain: where boxes overlap a pixel may be the neighbour's, and a walker whose box
+    takes in the front of a passing van must not get the van's speed."""
     x1, y1, x2, y2 = box.astype(int)
     rows, cols = slice(y1, max(y2, y1 + 1)), slice(x1, max(x2, x1 + 1))
-    if context.foreground is not None:
-        inside = context.foreground[rows, cols]
-        if inside.sum() >= min_pixels:
-            return rows, cols, inside
-    return rows, cols, np.ones((rows.stop - rows.start, cols.stop - cols.start), dtype=bool)
+    pixels = np.ones((rows.stop - rows.start, cols.stop - cols.start), dtype=bool)
+    if context.foreground is not None and context.foreground[rows, cols].sum() >= min_pixels:
+        pixels = context.foreground[rows, cols].copy()
+    if others is not None and len(others):
+        own = pixels.copy()
+        for ox1, oy1, ox2, oy2 in others.astype(int):
+            own[max(oy1 - y1, 0):max(oy2 - y1, 0), max(ox1 - x1, 0):max(ox2 - x1, 0)] = False
+        if own.sum() >= min_pixels:
+            pixels = own
+    return rows, cols, pixels
 
 
 class TrackAveragedFeature:
@@ -154,7 +163,8 @@ class SpeedFeature(TrackAveragedFeature):
         if self.p["smoothing"] == "advected":
             local = self.advected(local, flow, context.elapsed_frames)
         for i, box in enumerate(detections.xyxy):
-            rows, cols, pixels = object_pixels(context, box, self.p["min_pixels"])
+            others = np.delete(detections.xyxy, i, axis=0)
+            rows, cols, pixels = object_pixels(context, box, self.p["min_pixels"], others)
             magnitudes = local[rows, cols][pixels]
             if len(magnitudes):
                 speed[i, 0] = np.percentile(magnitudes, self.p["percentile"])
@@ -218,7 +228,8 @@ class VelocityFeature(TrackAveragedFeature):
         # bins centred on the image axes (bin 4: rightwards), where walkways and corridors mostly run
         direction = ((np.arctan2(flow[..., 1], flow[..., 0]) + np.pi) / (2 * np.pi) * bins + 0.5).astype(int) % bins
         for i, box in enumerate(detections.xyxy):
-            rows, cols, pixels = object_pixels(context, box, self.p["min_pixels"])
+            others = np.delete(detections.xyxy, i, axis=0)
+            rows, cols, pixels = object_pixels(context, box, self.p["min_pixels"], others)
             weights = magnitude[rows, cols][pixels]
             if len(weights):
                 histograms[i] = np.bincount(direction[rows, cols][pixels], weights, minlength=bins) / len(weights)

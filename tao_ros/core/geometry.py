@@ -30,8 +30,8 @@ def containment_matrix(inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
     (0 for degenerate inner boxes)."""
     inner = np.asarray(inner, dtype=np.float64).reshape(-1, 4)
     outer = np.asarray(outer, dtype=np.float64).reshape(-1, 4)
-    wh = np.clip(np.minimum(inner[:, None, 2:], outer[None, :, 2:]) - np.maximum(inner[:, None, :2], outer[None, :, :2]),
-                 0, None)
+    lt = np.maximum(inner[:, None, :2], outer[None, :, :2])
+    wh = np.clip(np.minimum(inner[:, None, 2:], outer[None, :, 2:]) - lt, 0, None)
     area = box_area(inner)[:, None]
     shared = wh[..., 0] * wh[..., 1]
     return np.divide(shared, area, out=np.zeros_like(shared), where=area > 0)

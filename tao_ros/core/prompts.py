@@ -30,7 +30,8 @@ class PromptScheduler:
         prompts = []
         for i in range(len(boxes)):
             object_id = int(boxes.ids[i])
-            turned_anomalous = object_id != UNTRACKED and (previous is None or self.last_seen.get(object_id) != previous)
+            turned_anomalous = object_id != UNTRACKED and (
+                previous is None or self.last_seen.get(object_id) != previous)
             if periodic or turned_anomalous:
                 prompts.append(Prompt(frame_index, tuple(float(v) for v in boxes.xyxy[i]), str(boxes.labels[i]),
                                       float(scores[i]), object_id))
