@@ -10,7 +10,7 @@ import pluggy
 
 from tao_ros import hookspecs
 from tao_ros.config import coerce, unknown_key
-from tao_ros.errors import PluginError
+from tao_ros.errors import ConfigError, PluginError
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class PluginRegistry:
         values = check_params(info, params or {})
         try:
             return info.cls(**values)
-        except PluginError:
+        except (PluginError, ConfigError):  # a plugin refusing a combination of its parameters says why
             raise
         except Exception as exc:
             raise PluginError(f"{kind} {name!r} (from {info.package!r}) failed to start: {exc}") from exc

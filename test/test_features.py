@@ -191,3 +191,10 @@ def test_pixels_shared_with_another_box_are_left_out_while_enough_remain():
     assert alone.sum() == 15 * 20 and shared_out.sum() == 10 * 20 and not shared_out[:, 10:].any()
     _, _, kept = object_pixels(context, walker, min_pixels=250, others=van)  # too few would remain
     assert kept.sum() == 15 * 20
+
+
+def test_a_warm_up_longer_than_the_averaging_window_is_refused():
+    from tao_ros.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"speed.min_samples \(7\) exceeds speed.window \(6\).*lower min_samples"):
+        PluginRegistry.discover().create("feature", "speed", {"min_samples": 7})

@@ -6,6 +6,7 @@ import numpy as np
 
 from tao_ros.builtin.resolution import working_size
 from tao_ros.core.tracking import TrackHistory
+from tao_ros.errors import ConfigError
 from tao_ros.hookspecs import Param, hookimpl
 from tao_ros.types import Detections, FrameContext
 
@@ -81,10 +82,21 @@ def object_pixels(context: FrameContext, box: np.ndarray, min_pixels: int, other
     return rows, cols, pixels
 
 
+def objects_pixels(context: FrameContext, detections: Detections, min_pixels: int):
+    """For each detection: (index, rows, cols, [h, w] bool own pixels), as ``object_pixels`` gives them
+    with the frame's other boxes left out."""
+    for i, box in enumerate(detections.xyxy):
+        yield (i, *object_pixels(context, box, min_pixels, np.delete(detections.xyxy, i, axis=0)))
+
+
 class TrackAveragedFeature:
     """Base of features averaged along each object's track over the last ``window`` frames."""
 
     def __init__(self, **params):
+        if params["min_samples"] > params["window"]:
+            raise ConfigError(f"{self.name}.min_samples ({params['min_samples']}) exceeds {self.name}.window "
+                              f"({params['window']}): the value would never be known; lower min_samples or "
+                              "raise window")
         self.p = params
         self.history = TrackHistory(params["window"], min_samples=params["min_samples"])
 
@@ -128,12 +140,11 @@ class SpeedFeature(TrackAveragedFeature):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.sightings = TrackHistory(params["min_samples"], min_samples=params["min_samples"])
         self.speed_map = None
+        self.grid = None  # [H, W] pixel columns and rows, made once per frame size
 
     def reset(self) -> None:
         super().reset()
-        self.sightings.reset()
         self.speed_map = None
 
     def advected(self, local: np.ndarray, flow: np.ndarray, elapsed: int) -> np.ndarray:
@@ -145,10 +156,11 @@ class SpeedFeature(TrackAveragedFeature):
         if self.speed_map is None or self.speed_map.shape != local.shape:
             self.speed_map = local.copy()
             return self.speed_map
-        height, width = local.shape
-        xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-        came_from_x = xs - flow[..., 0] * elapsed
-        came_from_y = ys - flow[..., 1] * elapsed
+        if self.grid is None or self.grid[0].shape != local.shape:
+            height, width = local.shape
+            self.grid = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+        came_from_x = self.grid[0] - flow[..., 0] * elapsed
+        came_from_y = self.grid[1] - flow[..., 1] * elapsed
         moved = cv2.remap(self.speed_map, came_from_x, came_from_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         weight = 2.0 / (self.p["window"] + 1.0)
         self.speed_map = (1.0 - weight) * moved + weight * local
@@ -162,16 +174,14 @@ class SpeedFeature(TrackAveragedFeature):
         local = local_motion(context, flow, self.p["part_size"])
         if self.p["smoothing"] == "advected":
             local = self.advected(local, flow, context.elapsed_frames)
-        for i, box in enumerate(detections.xyxy):
-            others = np.delete(detections.xyxy, i, axis=0)
-            rows, cols, pixels = object_pixels(context, box, self.p["min_pixels"], others)
+        for i, rows, cols, pixels in objects_pixels(context, detections, self.p["min_pixels"]):
             magnitudes = local[rows, cols][pixels]
             if len(magnitudes):
                 speed[i, 0] = np.percentile(magnitudes, self.p["percentile"])
         if self.p["perspective"] == "depth":
             speed *= depth[:, None]
-        if self.p["smoothing"] == "advected":  # averaged already; unknown until seen min_samples times
-            seen = self.sightings.smooth(detections.ids, np.ones((len(detections), 1)))[:, 0]
+        if self.p["smoothing"] == "advected":  # averaged already; the track history only counts sightings
+            seen = self.history.smooth(detections.ids, np.ones((len(detections), 1)))[:, 0]
             speed[~np.isfinite(seen)] = np.nan
             return speed
         return self.history.smooth(detections.ids, speed)
@@ -227,9 +237,7 @@ class VelocityFeature(TrackAveragedFeature):
         magnitude = np.hypot(flow[..., 0], flow[..., 1])
         # bins centred on the image axes (bin 4: rightwards), where walkways and corridors mostly run
         direction = ((np.arctan2(flow[..., 1], flow[..., 0]) + np.pi) / (2 * np.pi) * bins + 0.5).astype(int) % bins
-        for i, box in enumerate(detections.xyxy):
-            others = np.delete(detections.xyxy, i, axis=0)
-            rows, cols, pixels = object_pixels(context, box, self.p["min_pixels"], others)
+        for i, rows, cols, pixels in objects_pixels(context, detections, self.p["min_pixels"]):
             weights = magnitude[rows, cols][pixels]
             if len(weights):
                 histograms[i] = np.bincount(direction[rows, cols][pixels], weights, minlength=bins) / len(weights)

@@ -13,14 +13,19 @@ def box_area(xyxy: np.ndarray) -> np.ndarray:
     return np.clip(xyxy[:, 2] - xyxy[:, 0], 0, None) * np.clip(xyxy[:, 3] - xyxy[:, 1], 0, None)
 
 
+def intersection_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[N, 4] and [M, 4] boxes -> [N, M] areas of their intersections."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    wh = np.clip(np.minimum(a[:, None, 2:], b[None, :, 2:]) - np.maximum(a[:, None, :2], b[None, :, :2]), 0, None)
+    return wh[..., 0] * wh[..., 1]
+
+
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """[N, 4] and [M, 4] boxes -> [N, M] intersection over union (0 where the union is empty)."""
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
+    inter = intersection_matrix(a, b)
     union = box_area(a)[:, None] + box_area(b)[None, :] - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
@@ -29,11 +34,8 @@ def containment_matrix(inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
     """[N, 4] and [M, 4] boxes -> [N, M] share of each ``inner`` box's area inside each ``outer`` box
     (0 for degenerate inner boxes)."""
     inner = np.asarray(inner, dtype=np.float64).reshape(-1, 4)
-    outer = np.asarray(outer, dtype=np.float64).reshape(-1, 4)
-    lt = np.maximum(inner[:, None, :2], outer[None, :, :2])
-    wh = np.clip(np.minimum(inner[:, None, 2:], outer[None, :, 2:]) - lt, 0, None)
+    shared = intersection_matrix(inner, outer)
     area = box_area(inner)[:, None]
-    shared = wh[..., 0] * wh[..., 1]
     return np.divide(shared, area, out=np.zeros_like(shared), where=area > 0)
 
 

@@ -102,7 +102,7 @@ class AnomalyPipeline:
     def reset(self) -> None:
         """Start a new stream (new clip, new resolution): forget background, tracks and history."""
         self.frame_index = 0
-        self.previous_gray, self.previous_index = None, -1
+        self.previous_gray = None
         for plugin in (self.detector, *self.features.values(), *([self.segmenter] if self.segmenter else [])):
             plugin.call("reset", None)
         self.score_history.reset()
@@ -120,11 +120,12 @@ class AnomalyPipeline:
             log.warning("frame size changed from %s to %s: restarting the stream state",
                         self.previous_gray.shape[::-1], gray.shape[::-1])
             self.reset()
+        next_in_line = self.frame_index  # the index this frame has when none was skipped
         if frame.index is not None:
             self.frame_index = frame.index
-        elapsed = 1 if self.previous_gray is None else max(1, self.frame_index - self.previous_index)
+        elapsed = 1 if self.previous_gray is None else max(1, self.frame_index - next_in_line + 1)
         context = FrameContext(self.frame_index, image, gray, self.previous_gray, frame.depth, elapsed_frames=elapsed)
-        self.previous_gray, self.previous_index = gray, self.frame_index
+        self.previous_gray = gray
         self.frame_index += 1
         return context
 
