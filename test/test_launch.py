@@ -11,7 +11,7 @@ import yaml
 
 LAUNCH = Path(__file__).resolve().parent.parent / "launch"
 EXPECTED = {"image_topic", "depth_topic", "config", "namespace", "compressed", "use_depth", "device", "model_path",
-            "sam2_checkpoint", "detector_weights"}
+            "sam2_checkpoint", "detector_weights", "profile", "open_set_weights", "pose_weights", "appearance_weights"}
 
 
 def literal(name, path):
@@ -33,6 +33,19 @@ def test_anomaly_launch_declares_the_documented_arguments():
         assert f'"{argument}": ("{argument}",' in source  # overrides the parameter of the same name
         assert argument in OPTIONS
     assert '"sam2.checkpoint"' in source and '"ultralytics.weights"' in source
+    for parameter in ("open_set.weights", "pose.weights", "appearance.weights"):
+        assert f'"{parameter}"' in source
+
+
+def test_every_launch_profile_is_a_parameter_file_of_the_package_that_validates():
+    from tao_ros.config import load_config
+    from tao_ros.plugins import PluginRegistry
+
+    profiles = literal("PROFILES", LAUNCH / "anomaly.launch.py")
+    assert set(profiles) == {"default", "pretrained"}
+    for file in profiles.values():
+        config = load_config(LAUNCH.parent / "config" / file)
+        PluginRegistry.discover().check_config(config.plugin_params)
 
 
 def test_camera_example_matches_the_multi_camera_launch():

@@ -47,9 +47,9 @@ def peer(ros_domain):
     rclpy.shutdown()
 
 
-def start_node(*parameters: str) -> subprocess.Popen:
+def start_node(*parameters: str, config=DEFAULT_CONFIG_PATH) -> subprocess.Popen:
     executable = shutil.which("anomaly_node") or sys.exit("anomaly_node is not installed: pip install -e .")
-    args = [executable, "--ros-args", "--params-file", str(DEFAULT_CONFIG_PATH)]
+    args = [executable, "--ros-args", "--params-file", str(config)]
     for parameter in ("qos_reliability:=reliable", *parameters):
         args += ["-p", parameter]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -64,6 +64,27 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
     raise InputError(f"frame of shape {image.shape}: expected [H, W] or [H, W, 1|3|4]")
 
 
+@dataclass(frozen=True)
+class Detected:
+    """What the detector found in one frame, kept between fit's two passes: its detections and its
+    foreground mask, bit-packed ([H, W] bool -> H * W / 8 bytes), or None where it made none."""
+
+    detections: Detections
+    packed: np.ndarray | None
+    shape: tuple[int, int] | None
+
+    @classmethod
+    def of(cls, detections: Detections, foreground: np.ndarray | None) -> Detected:
+        if foreground is None:
+            return cls(detections, None, None)
+        return cls(detections, np.packbits(foreground, axis=None), foreground.shape)
+
+    def foreground(self) -> np.ndarray | None:
+        if self.packed is None:
+            return None
+        return np.unpackbits(self.packed, count=self.shape[0] * self.shape[1]).reshape(self.shape).astype(bool)
+
+
 class AnomalyPipeline:
     """Stateful per-stream pipeline: ``fit`` on normal clips, then ``process`` frames one by one."""
 
@@ -86,7 +107,7 @@ class AnomalyPipeline:
         self.object_ids = ObjectIds()
         self.instance_numbers = InstanceNumbers()
         self.last_scores: dict[int, float] = {}  # object id -> its latest score, bounded
-        self.timings: dict[str, float] = {}  # seconds spent per stage on the last frame
+        self.timings: dict[str, float] = {}  # seconds spent per stage (and per feature) on the last frame
         self.fitted = False
         self.reset()
 
@@ -129,26 +150,38 @@ class AnomalyPipeline:
         self.frame_index += 1
         return context
 
-    def describe(self, frame: StreamFrame) -> tuple[FrameContext, Detections, dict[str, np.ndarray]]:
-        """Detect and describe the objects of the next frame -> (context, detections, name -> [N, D])."""
+    def describe(self, frame: StreamFrame, detected: Detected | None = None
+                 ) -> tuple[FrameContext, Detections, dict[str, np.ndarray]]:
+        """Detect and describe the objects of the next frame -> (context, detections, name -> [N, D]).
+        ``detected``: what the detector found in this frame on an earlier pass (fit's second pass
+        describes the normal frames without running the detector again)."""
         start = time.perf_counter()
         context = self._context(frame)
-        detections = self.detector.call("detect", Detections.empty, context)
+        if detected is None:
+            detections = self._detect(context)
+        else:
+            detections, context.foreground = detected.detections, detected.foreground()
         described = time.perf_counter()
         self.timings["detect"] = described - start
-        if not isinstance(detections, Detections):
-            log.error("detector %r returned %r instead of Detections: frame skipped", self.detector.name,
-                      type(detections).__name__)
-            detections = Detections.empty()
         detections = self.object_ids.assign(detections)
         n = len(detections)
         depth = self._checked(self.depth.call("estimate", None, context, detections), (n,), self.depth.name)
         features = {}
         for name, plugin in self.features.items():
+            started = time.perf_counter()
             columns = len(plugin.plugin.columns)
             features[name] = self._checked(plugin.call("extract", None, context, detections, depth), (n, columns), name)
+            self.timings[f"feature_{name}"] = time.perf_counter() - started
         self.timings["describe"] = time.perf_counter() - described
         return context, detections, features
+
+    def _detect(self, context: FrameContext) -> Detections:
+        detections = self.detector.call("detect", Detections.empty, context)
+        if not isinstance(detections, Detections):
+            log.error("detector %r returned %r instead of Detections: frame skipped", self.detector.name,
+                      type(detections).__name__)
+            detections = Detections.empty()
+        return detections
 
     @staticmethod
     def _checked(values, shape: tuple, plugin_name: str) -> np.ndarray:
@@ -240,12 +273,13 @@ class AnomalyPipeline:
         """Fit depth source, density models and standardizers on normal clips.
 
         ``clips``: (name, callable returning a fresh iterator of frames) per clip; each clip is read
-        twice (once to learn the ground plane, once to describe objects). ``progress`` wraps an
-        iterator (e.g. tqdm). Returns a summary (samples per feature).
+        twice (once to detect objects and learn the ground plane, once to describe them), the
+        detector runs on the first pass only. ``progress`` wraps an iterator (e.g. tqdm). Returns a
+        summary (samples per feature).
         """
         clips = list(clips)
-        self.fit_scene(clips, progress)
-        rows, groups = self.describe_normal(clips, progress)
+        detected = self.fit_scene(clips, progress)
+        rows, groups = self.describe_normal(clips, progress, detected)
         return self.fit_density(rows, groups)
 
     @property
@@ -253,39 +287,48 @@ class AnomalyPipeline:
         """Name -> feature plugin of the features that learn from normal footage (``LearnedFeature``)."""
         return {name: plugin.plugin for name, plugin in self.features.items() if hasattr(plugin.plugin, "collect")}
 
-    def fit_scene(self, clips: list[tuple[str, Callable[[], Iterator[StreamFrame]]]], progress=None) -> None:
-        """First pass over the normal clips: the depth source (e.g. the ground plane) and the learned
-        features learn from every detection."""
+    def fit_scene(self, clips: list[tuple[str, Callable[[], Iterator[StreamFrame]]]], progress=None
+                  ) -> list[list[Detected]]:
+        """First pass over the normal clips: detect every frame's objects; the depth source (e.g. the
+        ground plane) and the learned features learn from them. Returns what was detected, per clip
+        and frame, for ``describe_normal``."""
         progress = progress or (lambda iterator, **_: iterator)
-        all_detections, shape = [], None
+        detected, shape = [], None
         learners = self.learned_features
         for name, frames in clips:
             self.reset()
-            for frame in progress(frames(), desc=f"learning the scene {name}"):
+            detected.append([])
+            for frame in progress(frames(), desc=f"detecting {name}"):
                 context = self._context(frame)
                 shape = context.gray.shape
-                detections = self.detector.call("detect", Detections.empty, context)
-                all_detections.append(detections)
+                detections = self._detect(context)
+                detected[-1].append(Detected.of(detections, context.foreground))
                 for learner in learners.values():
                     learner.collect(context, detections)
         if shape is None:
             raise InputError("no frames in the normal data: check the fit sources")
         # unguarded: a failed fit must stop 'fit'
-        self.depth.plugin.fit(all_detections, shape)
+        self.depth.plugin.fit([d.detections for clip in detected for d in clip], shape)
         for learner in learners.values():
             learner.fit()
+        return detected
 
-    def describe_normal(self, clips: list[tuple[str, Callable[[], Iterator[StreamFrame]]]], progress=None
-                        ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def describe_normal(self, clips: list[tuple[str, Callable[[], Iterator[StreamFrame]]]], progress=None,
+                        detected: list[list[Detected]] | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Second pass: every normal object's feature vectors -> (name -> [N, D], NaN where unknown;
-        [N] group of each object for held-out training scores)."""
+        [N] group of each object for held-out training scores). ``detected``: ``fit_scene``'s
+        result, so that the detector does not run again (None: it does)."""
         progress = progress or (lambda iterator, **_: iterator)
         rows = {name: [np.zeros((0, len(p.plugin.columns)))] for name, p in self.features.items()}
         groups = [np.zeros(0, np.int64)]
         for clip_index, (name, frames) in enumerate(clips):
             self.reset()
-            for frame in progress(frames(), desc=f"features {name}"):
-                context, detections, features = self.describe(frame)
+            for k, frame in enumerate(progress(frames(), desc=f"features {name}")):
+                if detected is not None and k >= len(detected[clip_index]):
+                    raise InputError(f"clip {name} gave more frames on the second pass than on the first: "
+                                     "fit needs sources that read the same frames twice")
+                context, detections, features = self.describe(frame, None if detected is None
+                                                              else detected[clip_index][k])
                 # Held-out training scores leave out whole clips. With one clip, contiguous
                 # chunks of it stand in for clips: leaving out single samples would still let
                 # the same object's neighbouring frames match it and make normal look too tight.

@@ -41,6 +41,34 @@ class TrackHistory:
         return out
 
 
+class LabelVotes:
+    """Each track's label as the label it was given most often (the latest among equals), so that a
+    detector's label flicker (one cyclist: motorcycle 52, bicycle 51, person 15 frames) does not
+    change what the object is. Bounded to the ``max_tracks`` tracks seen most recently."""
+
+    def __init__(self, max_tracks: int = 4096):
+        self.max_tracks = max_tracks
+        self.counts: dict[int, dict[str, int]] = {}
+
+    def reset(self) -> None:
+        self.counts.clear()
+
+    def vote(self, ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """[N] track ids and this frame's [N] labels -> [N] each track's most frequent label so far.
+        Objects without a track id keep their label."""
+        out = np.asarray(labels).astype(object)
+        for i, (track_id, label) in enumerate(zip(ids.tolist(), out.tolist())):
+            if track_id < 0:
+                continue
+            counts = self.counts.pop(track_id, {})
+            counts[label] = counts.pop(label, 0) + 1  # re-inserted last: the latest wins a tie
+            self.counts[track_id] = counts
+            out[i] = max(reversed(counts), key=counts.get)
+        while len(self.counts) > self.max_tracks:
+            self.counts.pop(next(iter(self.counts)))
+        return out.astype(np.str_)
+
+
 HELD_SHARE = 0.6
 """Share of a box's area inside a blob for the blob to hold that object (merged with others in it)."""
 

@@ -1,0 +1,158 @@
+"""The open-set detector: a pretrained detector's objects, as people count them, plus every moving
+region that no pretrained box explains.
+
+A COCO detector knows what a person or a bicycle is, but it is blind to what it has no class for
+(a cart, a thrown bag) and boxes a rider apart from the bicycle under them, where people (and the
+ground truth) see one object. The motion detector sees anything that moves, but not what it is.
+Composed, each covers the other's blind spot:
+
+1. the motion detector's foreground and blobs (its background model, as ``detector: motion``);
+2. the pretrained detector's boxes, one class per box (class-agnostic suppression);
+3. riders joined with what they ride (``join_riders``);
+4. blobs whose foreground lies mostly outside every pretrained box, as objects labelled "object";
+5. one id per object from a box tracker over all of them, and each track's label by majority vote,
+   so that ids stay with the object through label flicker.
+
+The frame's foreground stays in ``context.foreground``: the speed of a pretrained box is the flow
+of the moving pixels inside it, not of the whole box.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tao_ros.builtin.motion import MotionDetector
+from tao_ros.builtin.ultralytics_models import predict_boxes
+from tao_ros.builtin.weights import load_yolo
+from tao_ros.core.tracking import BoxTracker, LabelVotes
+from tao_ros.hookspecs import Param, hookimpl
+from tao_ros.types import Detections, FrameContext
+
+RIDDEN = ("bicycle", "motorcycle", "skateboard", "skis", "snowboard", "surfboard", "horse")
+"""COCO classes a person rides (skateboarders seen from above are often boxed as 'skis')."""
+
+
+def join_riders(xyxy: np.ndarray, labels: np.ndarray, moving: np.ndarray, ridden: tuple[str, ...],
+                rider: str = "person") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Join each ridden object with the person riding it into one box.
+
+    ``xyxy`` [N, 4], ``labels`` [N], ``moving`` [N] bool (the box holds moving foreground) ->
+    (xyxy [M, 4], labels [M], index [M] of the box each output row comes from), M <= N. A person
+    rides a ridden object (label in ``ridden``) when both move and the person stands on it: they
+    overlap over at least half of the narrower box's width, and the ridden box reaches into the
+    lower half of the person's box. A person walking a bicycle beside them overlaps it far less
+    sideways and stays apart. The joined box is the union of both and takes the ridden object's
+    label (a rider on a bicycle is a cyclist, the bicycle's label); each person rides one object,
+    the one it overlaps most.
+    """
+    xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+    keep = np.ones(len(xyxy), dtype=bool)
+    out = xyxy.copy()
+    people = np.flatnonzero((labels == rider) & moving)
+    vehicles = np.flatnonzero(np.isin(labels, ridden) & moving)
+    if len(people) and len(vehicles):
+        p, v = xyxy[people][:, None], xyxy[vehicles][None]
+        shared_width = np.minimum(p[..., 2], v[..., 2]) - np.maximum(p[..., 0], v[..., 0])
+        narrower = np.minimum(p[..., 2] - p[..., 0], v[..., 2] - v[..., 0])
+        person_middle = (p[..., 1] + p[..., 3]) / 2
+        under = (v[..., 3] > person_middle) & (v[..., 1] < p[..., 3])
+        fits = (shared_width >= 0.5 * np.maximum(narrower, 1e-9)) & under
+        overlap = np.where(fits, shared_width, -np.inf)
+        taken = np.zeros(len(people), dtype=bool)
+        for j in np.argsort(-overlap.max(axis=0)):  # vehicles with the clearest rider first
+            candidates = np.where(taken, -np.inf, overlap[:, j])
+            if not np.isfinite(candidates.max()):
+                continue
+            i = int(np.argmax(candidates))
+            taken[i] = True
+            vehicle, person = vehicles[j], people[i]
+            out[vehicle, :2] = np.minimum(xyxy[vehicle, :2], xyxy[person, :2])
+            out[vehicle, 2:] = np.maximum(xyxy[vehicle, 2:], xyxy[person, 2:])
+            keep[person] = False
+    index = np.flatnonzero(keep)
+    return out[index], np.asarray(labels)[index], index
+
+
+def unexplained(blobs: np.ndarray, boxes: np.ndarray, foreground: np.ndarray, share: float) -> np.ndarray:
+    """[B] bool: blobs ([B, 4]) of which less than ``share`` of the foreground pixels lie inside
+    any of ``boxes`` ([K, 4]): moving regions no pretrained box explains."""
+    if not len(blobs):
+        return np.zeros(0, dtype=bool)
+    covered = np.zeros(foreground.shape, dtype=bool)
+    for x1, y1, x2, y2 in np.round(boxes).astype(int):
+        covered[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)] = True
+    result = np.zeros(len(blobs), dtype=bool)
+    for b, (x1, y1, x2, y2) in enumerate(np.round(blobs).astype(int)):
+        pixels = foreground[y1:y2, x1:x2]
+        total = pixels.sum()
+        result[b] = total > 0 and (pixels & covered[y1:y2, x1:x2]).sum() < share * total
+    return result
+
+
+def moving_share(boxes: np.ndarray, foreground: np.ndarray) -> np.ndarray:
+    """[K] share of each box's pixels ([K, 4]) that are foreground (0 for an empty box)."""
+    shares = np.zeros(len(boxes))
+    for k, (x1, y1, x2, y2) in enumerate(np.round(boxes).astype(int)):
+        pixels = foreground[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)]
+        shares[k] = pixels.mean() if pixels.size else 0.0
+    return shares
+
+
+class OpenSetDetector:
+    """Pretrained boxes (riders joined with what they ride) plus moving regions no box explains."""
+
+    name = "open_set"
+    params = {
+        **MotionDetector.params,
+        "weights": Param("", "Pretrained detector: ultralytics .pt state dict, trusted checkpoint, or an export "
+                             "(.tflite, .onnx, .torchscript, .engine); .yaml = random weights (tests)."),
+        "architecture": Param("yolov8n.yaml", "Model config a state dict belongs to."),
+        "trust_checkpoint": Param(False, "Allow a pickled ultralytics checkpoint (runs code from the file)."),
+        "device": Param("cpu", "'cpu', 'cuda' or 'cuda:N' (a .tflite model runs on the CPU)."),
+        "threads": Param(2, "CPU threads of a .tflite model's runtime.", minimum=1),
+        "confidence": Param(0.25, "Least confidence of a pretrained box.", minimum=0.0, maximum=1.0),
+        "image_size": Param(640, "Inference size of the pretrained detector (an export has its own, fixed).",
+                            minimum=32),
+        "ridden": Param(list(RIDDEN), "Labels of things a person rides: joined with their rider into one object."),
+        "explained_share": Param(0.5, "A moving blob is an object of its own when less than this share of its "
+                                      "foreground lies inside pretrained boxes.", minimum=0.0, maximum=1.0),
+        "min_moving": Param(0.0, "Pretrained boxes with less than this share of moving (foreground) pixels are "
+                                 "left out (0 keeps standing people).", minimum=0.0, maximum=1.0),
+    }
+
+    def __init__(self, **params):
+        self.p = params
+        self.motion = MotionDetector(**{k: params[k] for k in MotionDetector.params})
+        self.model = load_yolo(params["weights"], params["architecture"], params["trust_checkpoint"],
+                               params["device"], ("detect", "pose", "segment"), params["threads"])
+        self.tracker = BoxTracker(params["match_iou"], params["max_missed"], params["max_hidden"])
+        self.labels = LabelVotes()
+
+    def reset(self) -> None:
+        self.motion.reset()
+        self.tracker.reset()
+        self.labels.reset()
+
+    def detect(self, context: FrameContext) -> Detections:
+        blobs = self.motion.detect(context)
+        foreground = context.foreground
+        if self.motion.frames_seen <= self.p["warmup_frames"]:
+            return Detections.empty()  # the background model is not ready: nothing moves yet
+        found = predict_boxes(self.model, context.image, self.p["confidence"], self.p["image_size"],
+                              self.p["device"])
+        shares = moving_share(found.xyxy, foreground)
+        if self.p["min_moving"] > 0:
+            found, shares = found[shares >= self.p["min_moving"]], shares[shares >= self.p["min_moving"]]
+        xyxy, labels, index = join_riders(found.xyxy, found.labels, shares > 0, tuple(self.p["ridden"]))
+        confidence = found.confidence[index]
+        alone = unexplained(blobs.xyxy, xyxy, foreground, self.p["explained_share"])
+        xyxy = np.concatenate([xyxy, blobs.xyxy[alone]])
+        labels = np.concatenate([labels, np.full(int(alone.sum()), "object")])
+        confidence = np.concatenate([confidence, np.ones(int(alone.sum()))])
+        ids = self.tracker.update(xyxy)
+        return Detections(xyxy, confidence, self.labels.vote(ids, labels), ids)
+
+
+@hookimpl
+def tao_ros_add_detectors():
+    return [OpenSetDetector]

