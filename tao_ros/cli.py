@@ -24,12 +24,17 @@ def progress(iterator, desc: str = "", total: int | None = None):
     return tqdm(iterator, desc=desc, total=total, unit="frame", leave=False, disable=None, dynamic_ncols=True)
 
 
+def _config(args, **overrides):
+    """The configuration of ``--config``, with ``-p KEY=VALUE`` and then ``overrides`` applied."""
+    from tao_ros.config import load_config, parse_assignments
+
+    return load_config(args.config, {**parse_assignments(args.param), **overrides})
+
+
 def _pipeline(args, **overrides):
-    from tao_ros.config import load_config
     from tao_ros.core.pipeline import AnomalyPipeline
 
-    config = load_config(args.config, overrides)
-    return AnomalyPipeline(config)
+    return AnomalyPipeline(_config(args, **overrides))
 
 
 def cmd_plugins(args) -> int:
@@ -139,9 +144,7 @@ def evaluate_and_report(pred_dir, gt, gt_format, report_dir, threshold) -> int:
 
 
 def cmd_eval(args) -> int:
-    from tao_ros.config import load_config
-
-    threshold = args.threshold if args.threshold is not None else load_config(args.config).threshold
+    threshold = args.threshold if args.threshold is not None else _config(args).threshold
     return evaluate_and_report(args.pred_dir, args.gt, args.gt_format, args.output, threshold)
 
 
@@ -202,14 +205,13 @@ def cmd_demo(args) -> int:
 
 
 def cmd_replay(args) -> int:
-    from tao_ros.config import load_config
     from tao_ros.ros.engine import AnomalyEngine
     from tao_ros.ros.replay import replay
 
     from tao_ros.io.outputs import ensure_writable
 
     overrides = {"model_path": str(args.model)} if args.model else {}
-    config = load_config(args.config, overrides)
+    config = _config(args, **overrides)
     if not config.model_path:
         raise TaoRosError("no model: pass --model MODEL (from 'tao-ros fit') or set model_path in the config")
     ensure_writable(Path(args.out_bag).parent)
@@ -236,7 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--config", type=Path, default=None,
                          help="configuration YAML (ROS 2 parameter file layout); default: the packaged "
-                              "config/anomaly.yaml")
+                              "config/anomaly.yaml (config/pretrained.yaml: the pretrained profile)")
+        sub.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                         help="set one parameter over the configuration, the value read as YAML "
+                              "(-p open_set.weights=/models/yolo.tflite -p threshold_quantile=0.995)")
         sub.set_defaults(func=func)
         return sub
 

@@ -166,6 +166,23 @@ def from_mapping(mapping: dict) -> Config:
     return config
 
 
+def parse_assignments(assignments: list[str]) -> dict:
+    """``["KEY=VALUE", ...]`` (the command line's -p) -> {KEY: VALUE}, each value read as YAML
+    (``0.5`` a float, ``[speed, depth]`` a list, ``/models/a.pt`` a string); ConfigError without '='."""
+    import yaml
+
+    parsed = {}
+    for assignment in assignments:
+        key, equals, value = assignment.partition("=")
+        if not equals or not key:
+            raise ConfigError(f"-p {assignment!r}: expected KEY=VALUE, e.g. -p open_set.weights=/models/yolo.tflite")
+        try:
+            parsed[key.strip()] = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"-p {assignment!r}: the value is not valid YAML: {exc}") from None
+    return parsed
+
+
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
     """Read ``path`` (default: the packaged ``config/anomaly.yaml``), apply ``overrides``, validate."""
     import yaml

@@ -79,3 +79,25 @@ def test_every_plugin_section_and_parameter_is_checked_at_any_depth(overrides, m
 
     with pytest.raises(ConfigError, match=message):
         AnomalyPipeline(load_config(overrides=overrides))
+
+
+def test_command_line_assignments_are_read_as_yaml_and_validated_like_the_file():
+    from tao_ros.config import parse_assignments
+
+    parsed = parse_assignments(["open_set.weights=/models/yolo.tflite", "threshold_quantile=0.995",
+                                "features=[speed, depth, appearance]", "model_path="])
+    assert parsed == {"open_set.weights": "/models/yolo.tflite", "threshold_quantile": 0.995,
+                      "features": ["speed", "depth", "appearance"], "model_path": ""}
+    config = load_config(None, parsed)
+    assert config.plugin_params["open_set"]["weights"] == "/models/yolo.tflite" and config.threshold_quantile == 0.995
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        parse_assignments(["threshold"])
+    with pytest.raises(ConfigError, match="did you mean 'threshold'"):
+        load_config(None, parse_assignments(["thresold=0.5"]))
+
+
+def test_fit_refuses_a_misspelled_command_line_parameter_with_exit_2(tmp_path, capsys):
+    from tao_ros.cli import main
+
+    assert main(["fit", str(tmp_path), "-o", str(tmp_path / "m.npz"), "-p", "thresold=0.5"]) == 2
+    assert "did you mean 'threshold'" in capsys.readouterr().err

@@ -65,6 +65,12 @@ def test_a_track_keeps_its_majority_label_through_flicker_and_the_latest_wins_a_
     assert out.tolist() == ["cat", "refrigerator"]
 
 
+def test_an_unlabelled_sighting_never_outvotes_a_class():
+    votes = LabelVotes(unknown="object")
+    seen = [votes.vote(np.array([3]), np.array([label]))[0] for label in ["object", "person", "object", "object"]]
+    assert seen == ["object", "person", "person", "person"]
+
+
 def test_label_votes_are_bounded():
     votes = LabelVotes(max_tracks=3)
     for track in range(10):

