@@ -145,8 +145,9 @@ def test_a_failed_calibration_keeps_the_previous_model_detecting(engine, tmp_pat
     engine.config.options["model_path"] = str(blocker / "model.npz")  # cannot be written, even by root
     engine.start_calibration(frames=20)
     blank = np.full_like(FRAMES[0][0], 90)
+    normal = [f[0] for f in scene_frames(2, 20, anomalies=False)]  # rendered first: frames arrive as a camera's
     for t in range(20):
-        image = blank if failure == "no objects to learn from" else scene_frames(2, 20, anomalies=False)[t][0]
+        image = blank if failure == "no objects to learn from" else normal[t]
         assert run(engine, InputFrame(image_msg(t, image))) is None
     assert engine.status.startswith("calibration failed") and "previous model" in engine.status
     assert engine.counts["calibration_failures"] == 1 and engine.diagnostics()["status"] == engine.status

@@ -14,7 +14,8 @@ ROS_PACKAGES = {"rclpy", "std_msgs", "builtin_interfaces", "geometry_msgs", "sen
 ROSDEP_KEYS = {"numpy": "python3-numpy", "scipy": "python3-scipy", "sklearn": "python3-sklearn",
                "cv2": "python3-opencv", "yaml": "python3-yaml", "tqdm": "python3-tqdm", "pluggy": "python3-pluggy",
                "matplotlib": "python3-matplotlib"}
-PIP_ONLY = {"rosbags", "torch", "torchvision", "ultralytics", "sam2", "hydra"}  # setup.py installs them; no rosdep key
+PIP_ONLY = {"rosbags", "torch", "torchvision", "ultralytics", "sam2", "hydra",  # setup.py installs them; no rosdep key
+            "ai_edge_litert", "onnxruntime"}
 
 
 def imported_modules() -> set[str]:
