@@ -4,6 +4,7 @@ moving regions no pretrained box explains, labels that stay with a track through
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tao_ros.builtin.open_set import RIDDEN, join_riders, moving_share, unexplained
 from tao_ros.core.tracking import LabelVotes
@@ -76,3 +77,42 @@ def test_label_votes_are_bounded():
     for track in range(10):
         votes.vote(np.array([track]), np.array(["person"]))
     assert len(votes.counts) == 3
+
+
+def test_between_detector_frames_pretrained_objects_are_carried_along_their_track_with_id_and_label(monkeypatch):
+    pytest.importorskip("ultralytics")
+    import tao_ros.builtin.open_set as open_set
+    from tao_ros.plugins import PluginRegistry
+    from tao_ros.types import Detections, FrameContext
+
+    def square(t):  # a textured square moving right by 3 px a frame on a still background
+        x = 20 + 3 * t
+        return np.array([x, 40, x + 20, 60], float)
+
+    calls = []
+
+    def predict(model, image, confidence, image_size, device):
+        calls.append(len(calls))
+        return Detections(square(frame)[None], np.array([0.9]), np.array(["bicycle"]))
+
+    monkeypatch.setattr(open_set, "predict_boxes", predict)
+    detector = PluginRegistry.discover().create("detector", "open_set", {"weights": "yolov8n.yaml", "detect_every": 2,
+                                                                         "init_frames": 0, "stabilize": False})
+    rng = np.random.default_rng(0)
+    background = np.full((100, 160), 40, np.uint8)
+    patch = rng.integers(150, 255, (20, 20), dtype=np.uint8)
+    seen, previous = [], None
+    for frame in range(14):
+        gray = background.copy()
+        x1, y1, x2, y2 = square(frame).astype(int)
+        gray[y1:y2, x1:x2] = patch
+        image = np.repeat(gray[..., None], 3, axis=2)
+        found = detector.detect(FrameContext(frame, image, gray, previous))
+        previous = gray
+        if frame > detector.p["warmup_frames"]:
+            bicycles = found[found.labels == "bicycle"]
+            assert len(bicycles) == 1, (frame, found.labels)
+            seen.append((int(bicycles.ids[0]), np.abs(bicycles.xyxy[0] - square(frame)).max()))
+    assert len(calls) == (len(seen) + 1) // 2  # the detector ran on every 2nd frame only
+    assert len({track for track, _ in seen}) == 1  # one id throughout
+    assert max(error for _, error in seen) <= 3.0  # carried boxes follow the object
