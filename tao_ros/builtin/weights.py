@@ -110,7 +110,11 @@ def exported_metadata(path: Path) -> dict:
     elif path.suffix == ".onnx" and importlib.util.find_spec("onnxruntime") is not None:
         import onnxruntime
 
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        try:
+            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own types for a broken or foreign file
+            raise PluginError(f"{path} is not an ONNX model onnxruntime can read ({type(exc).__name__}): "
+                              "re-export it") from None
         return dict(session.get_modelmeta().custom_metadata_map)
     if text is not None:
         for parse in (json.loads, ast.literal_eval):  # ultralytics wrote JSON, older exports a dict's repr
