@@ -198,3 +198,21 @@ def test_a_warm_up_longer_than_the_averaging_window_is_refused():
 
     with pytest.raises(ConfigError, match=r"speed.min_samples \(7\) exceeds speed.window \(6\).*lower min_samples"):
         PluginRegistry.discover().create("feature", "speed", {"min_samples": 7})
+
+
+@pytest.mark.parametrize("name", ["speed", "velocity", "depth"])
+def test_boxes_on_or_past_the_image_border_are_described_from_the_pixels_the_image_holds(name):
+    """A tracker carries a box onto the border (x1 == x2 == width) or past it: the feature gives a
+    value of the right shape for it, never an IndexError that loses every object of the frame."""
+    rng = np.random.default_rng(3)
+    feature = PluginRegistry.discover().create("feature", name, {})
+    frames = list(square_sequence([0, 3], rng))
+    feature.extract(frames[0][0], Detections(frames[0][1], ids=np.array([4])), np.ones(1))
+    context = frames[1][0]
+    height, width = context.gray.shape
+    boxes = np.array([[width, 5.0, width, 20], [width - 4, height - 4, width + 30, height + 30],
+                      [-20.0, -20, -5, -5], [10.0, 10, 20, 20]])
+    values = feature.extract(context, Detections(boxes, ids=np.arange(1, 5)), np.ones(4))
+    assert values.shape == (4, len(feature.columns))
+    if name != "depth":  # depth leaves objects cut by the border unknown by design
+        assert np.isfinite(values).all()

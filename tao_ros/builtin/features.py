@@ -68,8 +68,13 @@ def object_pixels(context: FrameContext, box: np.ndarray, min_pixels: int, other
     ([K, 4] boxes of the frame's other objects), pixels inside them are left out where at least
     ``min_pixels`` remain: where boxes overlap a pixel may be the neighbour's, and a walker whose box
     takes in the front of a passing van must not get the van's speed."""
+    height, width = context.gray.shape
+    # clamped to the image, at least one pixel: a box reaching past the border (or carried onto it)
+    # has only the pixels the image holds
     x1, y1, x2, y2 = box.astype(int)
-    rows, cols = slice(y1, max(y2, y1 + 1)), slice(x1, max(x2, x1 + 1))
+    x1, y1 = min(max(x1, 0), width - 1), min(max(y1, 0), height - 1)
+    x2, y2 = min(max(x2, x1 + 1), width), min(max(y2, y1 + 1), height)
+    rows, cols = slice(y1, y2), slice(x1, x2)
     pixels = np.ones((rows.stop - rows.start, cols.stop - cols.start), dtype=bool)
     if context.foreground is not None and context.foreground[rows, cols].sum() >= min_pixels:
         pixels = context.foreground[rows, cols].copy()
