@@ -150,9 +150,9 @@ class FrameResult:
         merged: anomalous boxes after IoU merging, with merged ids/labels.
         merged_scores: [M] score of each merged box.
         prompts: prompts emitted at this frame (may be empty).
-        instance_mask: optional [H, W] uint16 instance ids from the segmenter, 0 = background.
-        instance_ids: optional [K] instance ids present in ``instance_mask``.
-        instance_object_ids: optional [K] object id of each instance (as in ``detections.ids``).
+        instance_mask: optional [H, W] uint16 from the segmenter: each pixel the id of the object it
+            belongs to (as in ``detections.ids``), 0 = background.
+        instance_ids: optional [K] ids of the objects present in ``instance_mask``.
         instance_scores: optional [K] anomaly score of each instance (its object's latest score).
     """
 
@@ -166,5 +166,4 @@ class FrameResult:
     prompts: list
     instance_mask: np.ndarray | None = None
     instance_ids: np.ndarray | None = None
-    instance_object_ids: np.ndarray | None = None
     instance_scores: np.ndarray | None = None

@@ -20,6 +20,15 @@ def import_ros(*modules: str):
     return [pytest.importorskip(m) for m in modules]
 
 
+@pytest.fixture(autouse=True)
+def ros_home(tmp_path_factory, monkeypatch):
+    """Each test's own ROS_HOME: nodes and engines without model_path keep their models there, never
+    in the user's ~/.ros (nor in another test's)."""
+    home = tmp_path_factory.mktemp("ros_home")
+    monkeypatch.setenv("ROS_HOME", str(home))
+    return home
+
+
 _domain_ids = iter(range(1 + os.getpid() % 60, 233))
 
 

@@ -93,15 +93,18 @@ def test_bad_input_is_counted_and_the_next_good_frame_is_processed(engine, name,
     assert "dropped_bad_input" in engine.diagnostics()
 
 
-def test_time_going_backwards_and_new_resolution_restart_the_stream(engine):
+def test_time_going_backwards_restarts_the_stream_and_a_frame_of_another_size_is_refused(engine):
     for t in (5, 6, 7):
-        run(engine, InputFrame(image_msg(t)))
-    assert run(engine, InputFrame(image_msg(1))) is not None  # bag loop
-    assert engine.counts["time_jumps_back"] == 1
+        engine.submit_image(image_msg(t))
+        engine.step(timeout=0)
+    engine.submit_image(image_msg(1))  # bag loop
+    outputs = engine.step(timeout=0)
+    assert outputs is not None and engine.counts["time_jumps_back"] == 1 and engine.counts["stream_restarts"] == 1
+    assert engine.pipeline.frame_index == 4  # numbered as received, across restarts
     small = np.ascontiguousarray(FRAMES[3][0][::2, ::2])
-    outputs = run(engine, InputFrame(image_msg(8, small)))
-    assert outputs is not None and outputs.result.frame_index == 4  # numbered as received, across restarts
-    assert engine.messages(outputs, TYPES)["~/instance_mask"].width == small.shape[1]
+    assert run(engine, InputFrame(image_msg(8, small))) is None
+    assert engine.bad_input["frame"] == 1  # the model knows its camera: 180x120 is not what it learned
+    assert run(engine, InputFrame(image_msg(9))) is not None
 
 
 def test_newest_frame_wins_and_stale_frames_are_counted(engine):
@@ -163,9 +166,9 @@ def test_calibration_keeps_frames_compressed(tmp_path):
     for t in range(10):
         run(engine, InputFrame(image_msg(t), depth_msg(t, depth)))
     raw = sum(FRAMES[0][0].nbytes + depth.nbytes for _ in range(10))
-    kept = sum(jpeg.nbytes + png.nbytes for jpeg, png, _ in engine.calibration)
+    kept = sum(jpeg.nbytes + png.nbytes for jpeg, png, _ in engine.recording.frames)
     assert kept < raw / 4
-    decoded = __import__("cv2").imdecode(engine.calibration[0][1], -1)
+    decoded = __import__("cv2").imdecode(engine.recording.frames[0][1], -1)
     assert decoded.dtype == np.uint16 and (decoded == 4000).all()  # millimetres, as a 16UC1 image
 
 
@@ -197,14 +200,27 @@ def test_detection_scores_are_confidences_in_0_1_monotone_in_the_anomaly_score(e
     assert detections, "the anomalies of the scene were detected"
 
 
-def test_calibration_without_model_path_saves_under_ros_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("ROS_HOME", str(tmp_path / "ros_home"))
-    engine = AnomalyEngine(load_config(overrides={"model_path": ""}))
-    engine.start_calibration(frames=30)
-    for t, (image, *_rest) in enumerate(scene_frames(2, 30, anomalies=False)):
+def calibrate(engine, frames=30):
+    engine.start_calibration(frames=frames)
+    for t, (image, *_rest) in enumerate(scene_frames(2, frames, anomalies=False)):
         run(engine, InputFrame(image_msg(t + 1, image)))
-    expected = tmp_path / "ros_home" / "tao_ros" / "model.npz"
-    assert expected.is_file() and engine.config.model_path == str(expected)
+
+
+def test_calibration_without_model_path_saves_per_node_and_a_restarted_node_finds_it(ros_home):
+    """Two cameras calibrating without model_path wrote one ~/.ros/tao_ros/model.npz, one over the
+    other, and after a restart neither had a model."""
+    front = AnomalyEngine(load_config(overrides={"model_path": ""}), node_name="/front/anomaly_node")
+    rear = AnomalyEngine(load_config(overrides={"model_path": ""}), node_name="/rear/anomaly_node")
+    assert "saves to" in front.status and not front.pipeline.fitted
+    calibrate(front)
+    calibrate(rear)
+    expected = ros_home / "tao_ros" / "front" / "anomaly_node" / "model.npz"
+    assert expected.is_file() and front.config.model_path == str(expected)
+    assert rear.config.model_path == str(ros_home / "tao_ros" / "rear" / "anomaly_node" / "model.npz")
+    restarted = AnomalyEngine(load_config(overrides={"model_path": ""}), node_name="/front/anomaly_node")
+    assert restarted.pipeline.fitted and restarted.status == "detecting"
+    assert restarted.config.model_path == str(expected)
+    assert run(restarted, InputFrame(image_msg(0))) is not None
 
 
 def test_live_depth_is_paired_by_stamp_in_either_order(fitted_pipeline, tmp_path):
@@ -232,13 +248,13 @@ def test_a_silent_depth_topic_lets_frames_through_without_depth_and_says_why(fit
         engine.step(timeout=0)
     assert engine.counts["processed"] >= 4 and engine.counts["without_depth"] == 5  # 3 wait for depth
     assert engine.problems() == []  # not silent for long yet
-    monkeypatch.setattr(engine, "started", engine.started - 10)
+    monkeypatch.setattr(engine.liveness, "started", engine.liveness.started - 10)
     status = engine.diagnostics()["status"]
     assert "images arrive but no depth image for 10 s" in status and engine.diagnostics()["without_depth"] == "5"
 
 
 def test_no_images_at_all_is_reported(engine, monkeypatch):
-    monkeypatch.setattr(engine, "started", engine.started - 5)
+    monkeypatch.setattr(engine.liveness, "started", engine.liveness.started - 5)
     assert "no camera image for 5 s" in engine.diagnostics()["status"]
 
 

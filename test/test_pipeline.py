@@ -7,7 +7,7 @@ import pytest
 
 from conftest import scene_frames
 from tao_ros.core.geometry import iou_matrix, mask_to_box
-from tao_ros.core.pipeline import StreamFrame
+from tao_ros.core.pipeline import AnomalyPipeline, StreamFrame
 from tao_ros.core.prompts import PromptScheduler
 from tao_ros.errors import InputError, ModelFileError
 from tao_ros.hookspecs import Param, hookimpl
@@ -61,10 +61,51 @@ def test_results_are_consistent_and_anomalous_boxes_are_merged(fitted_pipeline):
         assert len(result.merged) <= result.anomalous.sum()
 
 
-def test_frame_size_change_restarts_the_stream(fitted_pipeline, caplog):
+def test_a_model_knows_the_frame_size_it_was_fitted_at(fitted_pipeline, tmp_path):
+    """Speeds, sizes and the ground plane are in pixels: a model fitted at 360x240 run on 720x480
+    frames flagged most normal objects, silently. Now it refuses them, naming both sizes, also
+    after a save and load."""
+    import cv2
+
+    from tao_ros.config import load_config
+
+    frame = scene_frames(5, 1, anomalies=False)[0][0]
+    big = cv2.resize(frame, (720, 480))
+    assert fitted_pipeline.frame_size == frame.shape[:2]
+    with pytest.raises(InputError, match=r"frame is 720x480 but the model was fitted on 360x240 frames: refit"):
+        fitted_pipeline.process(StreamFrame(big))
+    fitted_pipeline.save(tmp_path / "m.npz")
+    loaded = AnomalyPipeline(load_config())
+    loaded.load(tmp_path / "m.npz")
+    assert loaded.frame_size == (240, 360)
+    with pytest.raises(InputError, match="720x480"):
+        loaded.process(StreamFrame(big))
+    assert loaded.process(StreamFrame(frame)).frame_index == 0
+
+
+def test_fit_on_clips_of_two_frame_sizes_says_so():
+    import cv2
+
+    from tao_ros.config import load_config
+
+    small = [f[0] for f in scene_frames(0, 20, anomalies=False)]
+    large = [cv2.resize(f, (720, 480)) for f in small]
+    pipeline = AnomalyPipeline(load_config())
+    with pytest.raises(InputError, match=r"two frame sizes: a has 360x240, b 720x480 frames.*one model per camera"):
+        pipeline.fit([("a", lambda: (StreamFrame(f) for f in small)), ("b", lambda: (StreamFrame(f) for f in large))])
+
+
+def test_frame_size_change_restarts_the_stream_of_a_model_without_frame_size(fitted_pipeline, caplog):
+    """Models of older versions record no frame size: frames of any size are scored, and a new
+    size starts a new stream."""
     fitted_pipeline.reset()
-    fitted_pipeline.process(StreamFrame(np.full((60, 80, 3), 128, np.uint8)))
-    result = fitted_pipeline.process(StreamFrame(np.full((40, 50), 128, np.uint8)))
+    size = fitted_pipeline.frame_size
+    fitted_pipeline.frame_size = None
+    try:
+        fitted_pipeline.process(StreamFrame(np.full((60, 80, 3), 128, np.uint8)))
+        result = fitted_pipeline.process(StreamFrame(np.full((40, 50), 128, np.uint8)))
+    finally:
+        fitted_pipeline.frame_size = size
     assert "frame size changed" in caplog.text
     assert result.frame_index == 0
 
@@ -235,7 +276,7 @@ def test_one_id_per_object_in_detections_instance_mask_and_objects_csv(id_style)
     from tao_ros.core.pipeline import AnomalyPipeline
     from tao_ros.io.outputs import segmented_rows
     from tao_ros.plugins import PluginRegistry
-    from tao_ros.ros.engine import anomalous_objects
+    from tao_ros.ros.outputs import anomalous_objects
     from tao_ros.types import UNTRACKED
 
     class RelabelledDetector(MotionDetector):

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tao_ros.types import UNTRACKED, Detections, Prompt
+from tao_ros.core.geometry import mask_to_box
+from tao_ros.types import UNTRACKED, Detections, FrameResult, Prompt
 
 
 @dataclass
@@ -88,47 +89,36 @@ class ObjectRegistry:
         self.objects.pop(object_id, None)
 
 
-class InstanceNumbers:
-    """Maps object ids (any int64) to instance ids that fit a mono16 image (1..65535), stable while
-    the object is tracked: an object keeps its own id when that fits and is free."""
-
-    LIMIT = 65535
-
-    def __init__(self):
-        self.by_object: dict[int, int] = {}
-        self._next = 1
-
-    def reset(self) -> None:
-        self.by_object.clear()
-
-    def assign(self, object_ids: list[int]) -> np.ndarray:
-        """[K] instance ids for ``object_ids``; objects not listed release their numbers."""
-        self.by_object = {o: n for o, n in self.by_object.items() if o in set(object_ids)}
-        used = set(self.by_object.values())
-        for object_id in object_ids:
-            if object_id in self.by_object:
-                continue
-            number = object_id if 0 < object_id <= self.LIMIT and object_id not in used else None
-            while number is None or number in used:
-                number, self._next = self._next, self._next % self.LIMIT + 1
-            self.by_object[object_id] = number
-            used.add(number)
-        return np.array([self.by_object[o] for o in object_ids], dtype=np.int64)
+MONO16_MAX = 65535
 
 
-def compose_instances(shape: tuple[int, int], logits: dict[int, np.ndarray], numbers: InstanceNumbers
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-object [H, W] mask logits (> 0 = object) or bool masks -> ([H, W] uint16 instance image,
-    [K] instance ids present, [K] their object ids). Where objects overlap, the pixel goes to the
-    highest logit (the first object, for equal values)."""
+def compose_instances(shape: tuple[int, int], logits: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-object [H, W] mask logits (> 0 = object) or bool masks -> ([H, W] uint16 instance image
+    whose pixels hold the object's id, [K] ids of the objects present in it). Where objects overlap,
+    the pixel goes to the highest logit (the first object, for equal values). Object ids are
+    1..65535 (``tracking.ObjectIds``), so they are the instance values themselves; an id outside
+    that range (a third-party segmenter's) cannot be drawn and raises ValueError."""
     image = np.zeros(shape, np.uint16)
-    object_ids = list(logits)
-    instance_ids = numbers.assign(object_ids)
-    if not object_ids:
-        return image, np.zeros(0, np.int64), np.zeros(0, np.int64)
-    stack = np.stack([np.asarray(logits[o], dtype=np.float32).reshape(shape) for o in object_ids])
+    object_ids = np.array(list(logits), dtype=np.int64)
+    if not len(object_ids):
+        return image, object_ids
+    if object_ids.min() < 1 or object_ids.max() > MONO16_MAX:
+        raise ValueError(f"object ids {object_ids.tolist()} outside 1..{MONO16_MAX} cannot be instance values")
+    stack = np.stack([np.asarray(logits[o], dtype=np.float32).reshape(shape) for o in logits])
     best = stack.argmax(axis=0)
     foreground = stack.max(axis=0) > 0
-    image[foreground] = instance_ids[best[foreground]].astype(np.uint16)
-    present = np.isin(instance_ids, np.unique(image[foreground]))
-    return image, instance_ids[present], np.array(object_ids, dtype=np.int64)[present]
+    image[foreground] = object_ids[best[foreground]].astype(np.uint16)
+    return image, object_ids[np.isin(object_ids, np.unique(image[foreground]))]
+
+
+def instance_boxes(result: FrameResult) -> list[tuple[int, np.ndarray, float]]:
+    """(object id, [4] xyxy box of its pixels, its score) of each object drawn in the frame's
+    instance mask; empty without one."""
+    if result.instance_mask is None:
+        return []
+    found = []
+    for object_id, score in zip(result.instance_ids.tolist(), result.instance_scores):
+        box = mask_to_box(result.instance_mask == object_id)
+        if box is not None:
+            found.append((object_id, box, float(score)))
+    return found

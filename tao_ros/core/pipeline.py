@@ -13,25 +13,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tao_ros import __version__
 from tao_ros.config import Config
 from tao_ros.core.geometry import merge_overlapping
-from tao_ros.core.instances import InstanceNumbers, compose_instances
-from tao_ros.core.modelfile import load_model, save_model
+from tao_ros.core.instances import compose_instances
+from tao_ros.core.modelfile import load_pipeline, save_pipeline
 from tao_ros.core.prompts import PromptScheduler
 from tao_ros.core.scoring import Standardizer, combine
 from tao_ros.core.tracking import ObjectIds, TrackHistory
 from tao_ros.errors import InputError, ModelFileError
-from tao_ros.plugins import GuardedPlugin, PluginRegistry, check_params
+from tao_ros.plugins import GuardedPlugin, PluginRegistry
 from tao_ros.types import Detections, FrameContext, FrameResult
 
 log = logging.getLogger(__name__)
-
-FIT_OPTIONS = ("detector", "depth_source", "features", "scorer", "standardization", "max_training_samples",
-               "fit_chunk_frames")
-"""Options that shape a fitted model: loading it under other values is an error."""
-POST_OPTIONS = ("threshold", "threshold_quantile", "score_window", "merge_iou", "prompt_interval", "segmenter")
-"""Options that act after scoring: loading a model under other values only warns."""
 
 TOTAL_QUANTILES = np.concatenate([np.linspace(0.0, 0.99, 100), [0.995, 0.998, 0.999, 1.0]])
 """Quantile levels of the normal objects' held-out summed scores kept in the model file."""
@@ -85,6 +78,11 @@ class Detected:
         return np.unpackbits(self.packed, count=self.shape[0] * self.shape[1]).reshape(self.shape).astype(bool)
 
 
+def no_progress(iterator, **_):
+    """The progress callback that shows nothing: the iterator itself."""
+    return iterator
+
+
 class AnomalyPipeline:
     """Stateful per-stream pipeline: ``fit`` on normal clips, then ``process`` frames one by one."""
 
@@ -105,11 +103,16 @@ class AnomalyPipeline:
         self.score_history = TrackHistory(config.score_window)
         self.prompts = PromptScheduler(config.prompt_interval)
         self.object_ids = ObjectIds()
-        self.instance_numbers = InstanceNumbers()
         self.last_scores: dict[int, float] = {}  # object id -> its latest score, bounded
         self.timings: dict[str, float] = {}  # seconds spent per stage (and per feature) on the last frame
+        self.frame_size: tuple[int, int] | None = None  # (height, width) the model was fitted at
         self.fitted = False
         self.reset()
+
+    @property
+    def plugins(self) -> list[GuardedPlugin]:
+        """Every plugin of the pipeline, in the order frames pass them."""
+        return [self.detector, self.depth, *self.features.values(), *([self.segmenter] if self.segmenter else [])]
 
     def _create(self, kind: str, name: str):
         """Instantiate a plugin with its configured parameters; plugins with a ``device`` parameter
@@ -124,12 +127,12 @@ class AnomalyPipeline:
         """Start a new stream (new clip, new resolution): forget background, tracks and history."""
         self.frame_index = 0
         self.previous_gray = None
-        for plugin in (self.detector, *self.features.values(), *([self.segmenter] if self.segmenter else [])):
-            plugin.call("reset", None)
+        for plugin in self.plugins:
+            if hasattr(plugin.plugin, "reset"):  # depth sources hold no stream state
+                plugin.call("reset", None)
         self.score_history.reset()
         self.prompts.reset()
         self.object_ids.reset()
-        self.instance_numbers.reset()
         self.last_scores.clear()
 
     def _context(self, frame: StreamFrame) -> FrameContext:
@@ -199,6 +202,13 @@ class AnomalyPipeline:
         """Score the objects of the next frame of the stream, merge the anomalous ones, prompt, segment."""
         if not self.fitted:
             raise ModelFileError("no fitted model: load one (model_path / --model) or run 'tao-ros fit' first")
+        frame = StreamFrame(as_bgr(frame.image), frame.depth, frame.index)
+        if self.frame_size is not None and frame.image.shape[:2] != self.frame_size:
+            (height, width), (fit_height, fit_width) = frame.image.shape[:2], self.frame_size
+            # speeds, sizes and the ground plane are in pixels: at another size every object looks odd
+            raise InputError(f"frame is {width}x{height} but the model was fitted on {fit_width}x{fit_height} "
+                             f"frames: refit on this camera's frames ('tao-ros fit', ~/calibrate) or resize the "
+                             f"frames to {fit_width}x{fit_height} before the node")
         context, detections, features = self.describe(frame)
         scoring = time.perf_counter()
         feature_scores, total = self.score_features(features, len(detections))
@@ -221,10 +231,9 @@ class AnomalyPipeline:
                 log.error("segmenter %r returned %r instead of a dict: no masks this frame", self.segmenter.name,
                           type(logits).__name__)
                 logits = {}
-            result.instance_mask, result.instance_ids, result.instance_object_ids = compose_instances(
-                context.gray.shape, logits, self.instance_numbers)
+            result.instance_mask, result.instance_ids = compose_instances(context.gray.shape, logits)
             # an object the segmenter still follows while the detector lost it keeps its last score
-            result.instance_scores = np.array([self.last_scores.get(o, np.nan) for o in result.instance_object_ids])
+            result.instance_scores = np.array([self.last_scores.get(o, np.nan) for o in result.instance_ids.tolist()])
         self.timings["segment"] = time.perf_counter() - segmenting
         return result
 
@@ -292,21 +301,26 @@ class AnomalyPipeline:
         """First pass over the normal clips: detect every frame's objects; the depth source (e.g. the
         ground plane) and the learned features learn from them. Returns what was detected, per clip
         and frame, for ``describe_normal``."""
-        progress = progress or (lambda iterator, **_: iterator)
-        detected, shape = [], None
+        progress = progress or no_progress
+        detected, shape, shape_of = [], None, None
         learners = self.learned_features
         for name, frames in clips:
             self.reset()
             detected.append([])
             for frame in progress(frames(), desc=f"detecting {name}"):
                 context = self._context(frame)
-                shape = context.gray.shape
+                if shape is not None and context.gray.shape != shape:
+                    raise InputError(f"normal data of two frame sizes: {shape_of} has {shape[1]}x{shape[0]}, {name} "
+                                     f"{context.gray.shape[1]}x{context.gray.shape[0]} frames; a model holds one camera "
+                                     "at one size: fit one model per camera resolution (or resize the frames)")
+                shape, shape_of = context.gray.shape, name
                 detections = self._detect(context)
                 detected[-1].append(Detected.of(detections, context.foreground))
                 for learner in learners.values():
                     learner.collect(context, detections)
         if shape is None:
             raise InputError("no frames in the normal data: check the fit sources")
+        self.frame_size = tuple(shape)
         # unguarded: a failed fit must stop 'fit'
         self.depth.plugin.fit([d.detections for clip in detected for d in clip], shape)
         for learner in learners.values():
@@ -318,7 +332,7 @@ class AnomalyPipeline:
         """Second pass: every normal object's feature vectors -> (name -> [N, D], NaN where unknown;
         [N] group of each object for held-out training scores). ``detected``: ``fit_scene``'s
         result, so that the detector does not run again (None: it does)."""
-        progress = progress or (lambda iterator, **_: iterator)
+        progress = progress or no_progress
         rows = {name: [np.zeros((0, len(p.plugin.columns)))] for name, p in self.features.items()}
         groups = [np.zeros(0, np.int64)]
         for clip_index, (name, frames) in enumerate(clips):
@@ -361,86 +375,10 @@ class AnomalyPipeline:
         return summary
 
     # ------------------------------------------------------------------ model files
-    def settings(self) -> dict[str, dict]:
-        """Every setting, defaults resolved, as {"fit": {...}, "post": {...}}: "fit" shaped the fitted
-        model (detector, depth source, features, scorer, their parameters), "post" only acts after
-        scoring (threshold, merging, prompts, segmenter). Devices are neither: a model runs anywhere."""
-        plugins = {"detector": [self.config.detector], "depth": [self.config.depth_source],
-                   "feature": self.config.features, "scorer": [self.config.scorer],
-                   "segmenter": [] if self.config.segmenter == "none" else [self.config.segmenter]}
-
-        def resolved(kinds):
-            return {f"{name}.{key}": value for kind in kinds for name in plugins[kind]
-                    for key, value in check_params(self.registry.info(kind, name), self.config.params_for(name)).items()
-                    if key != "device"}
-
-        options = self.config.options
-        return {"fit": {**{k: options[k] for k in FIT_OPTIONS}, **resolved(("detector", "depth", "feature", "scorer"))},
-                "post": {**{k: options[k] for k in POST_OPTIONS}, **resolved(("segmenter",))}}
-
-    def _check_settings(self, path, saved: dict | None) -> None:
-        """ModelFileError listing the "fit" settings that differ from the model's; a warning for "post" ones."""
-        if saved is None:
-            log.warning("%s does not record the settings it was fitted with (older tao_ros): they cannot be checked",
-                        path)
-            return
-        wanted = self.settings()
-
-        def differences(part):
-            model, configured = saved.get(part, {}), wanted[part]
-
-            def shown(values, key):
-                return repr(values[key]) if key in values else "unset"
-
-            # a plugin in one setting only is named once (by its option), not by each of its parameters
-            plugins = {k.split(".")[0] for k in model} & {k.split(".")[0] for k in configured}
-            return [f"{key}: model {shown(model, key)}, configuration {shown(configured, key)}"
-                    for key in sorted(set(model) | set(configured))
-                    if model.get(key) != configured.get(key) and ("." not in key or key.split(".")[0] in plugins)]
-
-        if differences("fit"):
-            raise ModelFileError(f"{path} was fitted with other settings: " + "; ".join(differences("fit"))
-                                 + ". Refit with 'tao-ros fit' under this configuration, or configure as the model was.")
-        for difference in differences("post"):
-            log.warning("%s: %s (applies after scoring: the model stays valid)", path, difference)
-
-    def _layout(self) -> dict:
-        return {"features": {name: list(plugin.plugin.columns) for name, plugin in self.features.items()}}
-
     def save(self, path) -> None:
-        arrays = {f"depth/{k}": v for k, v in self.depth.plugin.state().items()}
-        for name, learner in self.learned_features.items():
-            arrays.update({f"feature/{name}/{k}": v for k, v in learner.state().items()})
-        for name in self.features:
-            arrays.update({f"scorer/{name}/{k}": v for k, v in self.scorers[name].state().items()})
-            arrays[f"standardizer/{name}"] = self.standardizers[name].stats
-        arrays["training_totals"] = self.training_totals
-        save_model(path, arrays, {"tao_ros_version": __version__, "layout": self._layout(),
-                                  "settings": self.settings()})
+        """Write the fitted model to ``path`` (see ``core.modelfile``)."""
+        save_pipeline(self, path)
 
     def load(self, path) -> None:
         """Load a model file; ModelFileError saying what differs if it does not fit this configuration."""
-        arrays, metadata = load_model(path)
-        self._check_settings(path, metadata.get("settings"))
-        saved, wanted = metadata.get("layout", {}), self._layout()
-        problems = []
-        for name, columns in wanted["features"].items():
-            if name not in saved.get("features", {}):
-                problems.append(f"feature {name!r} is not in the model (it has {sorted(saved.get('features', {}))})")
-            elif saved["features"][name] != columns:
-                problems.append(f"feature {name!r}: model columns {saved['features'][name]}, plugin columns {columns}")
-        if problems:
-            raise ModelFileError(f"{path} does not match the configuration: " + "; ".join(problems)
-                                 + ". Refit with 'tao-ros fit' or change the configuration.")
-
-        def section(prefix):
-            return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-
-        self.depth.plugin.load_state(section("depth/"))
-        for name, learner in self.learned_features.items():
-            learner.load_state(section(f"feature/{name}/"))
-        for name in self.features:
-            self.scorers[name].load_state(section(f"scorer/{name}/"))
-            self.standardizers[name] = Standardizer(arrays[f"standardizer/{name}"])
-        self.training_totals = arrays.get("training_totals")
-        self.fitted = True
+        load_pipeline(self, path)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tao_ros.core.geometry import mask_to_box
+from tao_ros.core.instances import instance_boxes
 from tao_ros.errors import InputError
 from tao_ros.types import FrameResult
 
@@ -17,18 +17,10 @@ OBJECTS_HEADER = ["frame", "object_id", "x1", "y1", "x2", "y2", "score"]
 
 
 def segmented_rows(result: FrameResult) -> list[list]:
-    """Rows for objects the segmenter tracks: boxes derived from their masks, their objects' scores."""
-    rows = []
-    if result.instance_mask is None:
-        return rows
-    for instance_id, score in zip(result.instance_ids, result.instance_scores):
-        box = mask_to_box(result.instance_mask == instance_id)
-        if box is None or not np.isfinite(score):
-            continue
-        # written under the instance id, the value its pixels have in masks/ (equal to the object
-        # id unless that does not fit 16 bits)
-        rows.append([result.frame_index, int(instance_id), *(int(v) for v in box), f"{score:.6g}"])
-    return rows
+    """Rows for objects the segmenter tracks: boxes derived from their masks (written under the
+    object id, the value its pixels have in masks/), their objects' scores."""
+    return [[result.frame_index, object_id, *(int(v) for v in box), f"{score:.6g}"]
+            for object_id, box, score in instance_boxes(result) if np.isfinite(score)]
 
 
 def ensure_writable(folder: Path) -> Path:
@@ -63,7 +55,7 @@ class ClipWriter:
 
     def write(self, result: FrameResult) -> None:
         segmented = segmented_rows(result)
-        tracked = set() if result.instance_object_ids is None else set(result.instance_object_ids.tolist())
+        tracked = set() if result.instance_ids is None else set(result.instance_ids.tolist())
         for i in range(len(result.detections)):
             object_id = int(result.detections.ids[i])
             if object_id in tracked:

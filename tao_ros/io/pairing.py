@@ -3,6 +3,11 @@
 An aligned depth image carries the stamp of the camera image it was registered to (within
 ``slop``). An image waits for its depth, boundedly, whichever arrives first; an image whose depth
 cannot come any more (a newer depth arrived, or too many images wait) is released without it.
+
+Stamps identify frames here, so a driver that repeats a stamp (or stamps every frame 0) cannot be
+paired frame by frame. The rule: a waiting image (or depth image) with the stamp of a newer one is
+replaced by it, the newer frame wins as the worker's newest-frame slot does, and every replaced
+item is counted in ``repeated``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ class StampPairer:
         self.images: OrderedDict[int, object] = OrderedDict()
         self.depths: OrderedDict[int, object] = OrderedDict()
         self.newest_depth = None
+        self.repeated = 0  # items replaced by a newer one of the same stamp
 
     def _depth_for(self, stamp: int):
         if stamp in self.depths:
@@ -46,10 +52,14 @@ class StampPairer:
         return ready
 
     def add_image(self, stamp: int, item) -> list[tuple[object, object | None]]:
+        self.repeated += stamp in self.images
+        self.images.pop(stamp, None)  # re-added last: it is the newest
         self.images[stamp] = item
         return self._ready()
 
     def add_depth(self, stamp: int, item) -> list[tuple[object, object | None]]:
+        self.repeated += stamp in self.depths
+        self.depths.pop(stamp, None)
         self.depths[stamp] = item
         self.newest_depth = stamp if self.newest_depth is None else max(self.newest_depth, stamp)
         while len(self.depths) > self.max_pending:

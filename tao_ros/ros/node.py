@@ -21,9 +21,10 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray
 
-from tao_ros.config import OPTIONS, from_mapping
+from tao_ros.config import OPTIONS, from_mapping, is_ros_own
 from tao_ros.errors import TaoRosError
 from tao_ros.io.messages import MessageTypes
+from tao_ros.ros.diagnostics import free_gpu_memory
 from tao_ros.ros.engine import AnomalyEngine
 
 try:  # Jazzy
@@ -61,16 +62,17 @@ class AnomalyNode(LifecycleNode):
 
     # -------------------------------------------------------------- parameters
     def config_mapping(self) -> dict:
-        names = [n for n in self.list_parameters([], 0).names
-                 if n in OPTIONS or ("." in n and not n.startswith("qos_overrides."))]
+        """Every parameter but ROS' own: a misspelled one reaches ``from_mapping``, which refuses it
+        with the nearest valid name (as the CLI does), rather than being ignored."""
+        names = [n for n in self.list_parameters([], 0).names if not is_ros_own(n)]
         return {name: self.get_parameter(name).value for name in names}
 
     def on_set_parameters(self, parameters) -> SetParametersResult:
         if self.engine is None:
             return SetParametersResult(successful=True)
         for parameter in parameters:
-            if parameter.name not in OPTIONS and "." not in parameter.name:
-                continue  # ROS' own parameters (use_sim_time, ...)
+            if is_ros_own(parameter.name):
+                continue
             if parameter.name in OPTIONS and self.engine.config.options[parameter.name] == parameter.value:
                 continue  # the node reporting the engine's own change (model_path after ~/calibrate)
             reason = self.engine.set_parameter(parameter.name, parameter.value)
@@ -81,7 +83,7 @@ class AnomalyNode(LifecycleNode):
     # -------------------------------------------------------------- lifecycle
     def on_configure(self, state) -> TransitionCallbackReturn:
         try:
-            self.engine = AnomalyEngine(from_mapping(self.config_mapping()))
+            self.engine = AnomalyEngine(from_mapping(self.config_mapping()), node_name=self.get_fully_qualified_name())
         except TaoRosError as exc:
             self.state_note = f"unconfigured: configure failed: {exc}"
             self.get_logger().error(f"configure failed: {exc}")
@@ -116,6 +118,8 @@ class AnomalyNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
+        if self.engine is not None:
+            self.engine.restart_stream("cleanup")  # a frame still in flight is never published
         for publisher in self.publishers_by_topic.values():
             self.destroy_publisher(publisher)
         self.publishers_by_topic, self.engine = {}, None
@@ -139,7 +143,8 @@ class AnomalyNode(LifecycleNode):
             else:
                 self.worker = None
         if self.engine is not None:
-            self.engine.restart_stream()  # drops tracked objects and their (GPU) memories too
+            # a frame still in the models is discarded when it comes out, and its state reset
+            self.engine.restart_stream("lifecycle stop")
         for subscription in self.subscriptions_active:
             self.destroy_subscription(subscription)
         self.subscriptions_active = []
@@ -147,13 +152,15 @@ class AnomalyNode(LifecycleNode):
 
     # -------------------------------------------------------------- work
     def work(self) -> None:
+        engine, publishers = self.engine, self.publishers_by_topic  # what this worker was started with
+
+        def publish(outputs) -> None:  # called by the engine only for frames of the current stream
+            overlay = publishers["~/overlay"].get_subscription_count() > 0
+            for topic, msg in engine.messages(outputs, self.types, overlay).items():
+                publishers[topic].publish(msg)
+
         while self.running.is_set():
-            outputs = self.engine.step(timeout=0.1)
-            if outputs is None:
-                continue
-            overlay = self.publishers_by_topic["~/overlay"].get_subscription_count() > 0
-            for topic, msg in self.engine.messages(outputs, self.types, overlay).items():
-                self.publishers_by_topic[topic].publish(msg)
+            engine.step(timeout=0.1, publish=publish)
         self.report_model_path()
 
     def report_model_path(self) -> None:
@@ -193,14 +200,6 @@ class AnomalyNode(LifecycleNode):
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self.diagnostics_pub.publish(array)
-
-
-def free_gpu_memory() -> None:
-    import sys
-
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def _interrupt(signum, frame) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tao_ros.core.pipeline import no_progress
 from tao_ros.errors import InputError
 from tao_ros.io.messages import MessageTypes
 from tao_ros.io.sources import find_topics, paired_messages
@@ -38,7 +39,7 @@ def replay(engine: AnomalyEngine, in_bag: Path, out_bag: Path, image_topic: str 
     store = typestore(distribution)
     types = MessageTypes.from_typestore(store)
     written = dict.fromkeys(OUTPUT_TYPES, 0)
-    progress = progress or (lambda iterator, **_: iterator)
+    progress = progress or no_progress
     with AnyReader([in_bag]) as reader, Writer(out_bag, version=9) as writer:
         connections = {name: writer.add_connection(f"/{node_name}/{name}", msgtype, typestore=store)
                        for name, msgtype in OUTPUT_TYPES.items()}

@@ -1,0 +1,65 @@
+"""Learning normal on the robot (``~/calibrate``): record frames compressed, fit a new pipeline on
+the side, save it atomically; the caller swaps it in only when all of that succeeded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tao_ros.config import Config
+from tao_ros.core.pipeline import AnomalyPipeline, StreamFrame
+from tao_ros.plugins import PluginRegistry
+
+
+def default_model_path(node_name: str = "/anomaly_node") -> Path:
+    """Where a node without ``model_path`` keeps its calibrated model:
+    ``$ROS_HOME/tao_ros/<namespace>/<node name>/model.npz`` (``ROS_HOME`` defaults to ``~/.ros``).
+    Per node, so that two cameras never overwrite each other's model; fixed, so that a restarted
+    node finds the model it calibrated."""
+    parts = [part for part in node_name.split("/") if part]
+    return Path(os.environ.get("ROS_HOME", "~/.ros")).expanduser() / "tao_ros" / Path(*parts or ["anomaly_node"]) \
+        / "model.npz"
+
+
+class Recording:
+    """Normal frames recorded for a calibration, compressed: JPEG image and, where the depth source
+    reads it, the depth image as 16-bit millimetre PNG; a few tens of kB a frame instead of
+    megabytes. (Fitting reads the frames twice, so they are kept.)"""
+
+    def __init__(self, target: int, keep_depth: bool):
+        self.target = target
+        self.keep_depth = keep_depth
+        self.frames: list[tuple[np.ndarray, np.ndarray | None, int | None]] = []
+
+    @property
+    def complete(self) -> bool:
+        return len(self.frames) >= self.target
+
+    def add(self, frame: StreamFrame) -> None:
+        import cv2
+
+        from tao_ros.builtin.depth import depth_in_metres
+
+        jpeg = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, 95])[1]
+        depth = None
+        if frame.depth is not None and self.keep_depth:
+            millimetres = np.nan_to_num(depth_in_metres(frame.depth) * 1000.0, nan=0.0)
+            depth = cv2.imencode(".png", np.clip(millimetres, 0, 65535).astype(np.uint16))[1]
+        self.frames.append((jpeg, depth, frame.index))
+
+    def decoded(self):
+        """The recorded frames as StreamFrames (a fresh iterator each call)."""
+        import cv2
+
+        return (StreamFrame(cv2.imdecode(jpeg, cv2.IMREAD_COLOR),
+                            None if depth is None else cv2.imdecode(depth, cv2.IMREAD_UNCHANGED), index)
+                for jpeg, depth, index in self.frames)
+
+    def fit(self, config: Config, registry: PluginRegistry, path: Path) -> AnomalyPipeline:
+        """A new pipeline fitted on the recording and saved to ``path``; raises whatever failed."""
+        candidate = AnomalyPipeline(config, registry)
+        candidate.fit([("calibration", self.decoded)])
+        candidate.save(path)
+        return candidate

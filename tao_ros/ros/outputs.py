@@ -1,0 +1,55 @@
+"""Output messages of one processed frame, each stamped with the header of the input it came from."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tao_ros.core.instances import instance_boxes
+from tao_ros.core.pipeline import AnomalyPipeline
+from tao_ros.io.messages import MessageTypes, detections_to_msg, numpy_to_image
+from tao_ros.ros.handoff import FrameOutputs
+from tao_ros.types import FrameResult
+
+
+def output_messages(outputs: FrameOutputs, pipeline: AnomalyPipeline, types: MessageTypes,
+                    overlay: bool = False) -> dict[str, object]:
+    """Output topic (relative to the node) -> message: detections, instance and anomaly masks, and
+    with ``overlay`` the annotated image."""
+    result, header = outputs.result, outputs.header
+    height, width = outputs.image.shape[:2]
+    boxes, ids, labels, scores = anomalous_objects(result)
+    instance = result.instance_mask if result.instance_mask is not None else np.zeros((height, width), np.uint16)
+    anomaly = instance > 0 if result.instance_mask is not None else boxes_mask(boxes, (height, width))
+    # hypothesis.score: the share of normal training objects scoring lower, a confidence in [0, 1]
+    # (the raw summed score is in objects.csv and on the overlay)
+    confidence = pipeline.normal_share(scores)
+    messages = {
+        "~/detections": detections_to_msg(types, header, boxes, ids, labels, confidence),
+        "~/instance_mask": numpy_to_image(types, header, instance, "mono16"),
+        "~/anomaly_mask": numpy_to_image(types, header, anomaly.astype(np.uint8) * 255, "mono8"),
+    }
+    if overlay:
+        from tao_ros.io.overlay import draw_overlay
+
+        messages["~/overlay"] = numpy_to_image(types, header, draw_overlay(outputs.image, result), "bgr8")
+    return messages
+
+
+def anomalous_objects(result: FrameResult) -> tuple[np.ndarray, np.ndarray, list, np.ndarray]:
+    """Boxes, ids, labels and scores of the frame's anomalous objects: from instance masks when the
+    pipeline segments (boxes derived from masks, an instance's pixels holding its object id), else
+    the merged anomalous boxes."""
+    if result.instance_mask is None:
+        return result.merged.xyxy, result.merged.ids, list(result.merged.labels), result.merged_scores
+    labels_by_id = dict(zip(result.detections.ids.tolist(), result.detections.labels.tolist()))
+    found = instance_boxes(result)
+    return (np.array([box for _, box, _ in found]).reshape(-1, 4), np.array([i for i, _, _ in found], dtype=np.int64),
+            [labels_by_id.get(i, "object") for i, _, _ in found], np.array([score for _, _, score in found]))
+
+
+def boxes_mask(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """[N, 4] boxes -> [H, W] bool mask covering them."""
+    mask = np.zeros(shape, bool)
+    for x1, y1, x2, y2 in np.asarray(boxes).reshape(-1, 4).astype(int):
+        mask[max(y1, 0):y2, max(x1, 0):x2] = True
+    return mask
