@@ -11,10 +11,10 @@ import logging
 import sys
 from pathlib import Path
 
-from tao_ros.errors import TaoRosError
+from tao_ros.errors import InputError, TaoRosError
+from tao_ros.eval.groundtruth import FORMATS
 
 log = logging.getLogger("tao_ros")
-GT_FORMATS = ("ped2", "avenue", "shanghaitech", "tracks", "bag")  # eval.groundtruth.FORMATS, kept light
 
 
 def progress(iterator, desc: str = "", total: int | None = None):
@@ -87,7 +87,7 @@ def run_clips(pipeline, clips, output: Path, on_result=None, resume: bool = Fals
     folders. ``on_result(clip, frame, result)`` sees every frame's result (e.g. to draw overlays).
     With ``resume``, clips whose ``objects.csv`` exists (written only when a clip completes) are kept.
     On Ctrl-C, says which clips are complete."""
-    from tao_ros.io.outputs import ClipWriter, ensure_writable
+    from tao_ros.io.outputs import ClipWriter, completed_by, ensure_writable
 
     ensure_writable(output)
     folders = []
@@ -95,11 +95,17 @@ def run_clips(pipeline, clips, output: Path, on_result=None, resume: bool = Fals
         for clip in clips:
             folder = output / clip.name
             if resume and (folder / "objects.csv").is_file():
-                log.warning("kept %s: complete from an earlier run (--resume)", folder)
-                folders.append(folder)
-                continue
+                source = completed_by(folder)
+                if source == str(clip.path.resolve()):
+                    log.warning("kept %s: complete from an earlier run (--resume)", folder)
+                    folders.append(folder)
+                    continue
+                if source is not None:
+                    raise InputError(f"{folder} holds the outputs of {source}, not of {clip.path}: --resume "
+                                     "needs the same source; pass another --output")
+                log.warning("%s records no source (older tao_ros): running the clip again", folder)
             pipeline.reset()
-            with ClipWriter(folder) as writer:
+            with ClipWriter(folder, clip.path) as writer:
                 for frame in progress(clip.frames(), desc=clip.name, total=clip.length):
                     result = pipeline.process(frame)
                     writer.write(result)
@@ -115,11 +121,18 @@ def run_clips(pipeline, clips, output: Path, on_result=None, resume: bool = Fals
     return folders
 
 
-def cmd_run(args) -> int:
-    overrides = {"model_path": str(args.model)} if args.model else {}
-    pipeline = _pipeline(args, **overrides)
-    if not pipeline.config.model_path:
+def _model_config(args):
+    """The configuration with ``--model`` as its model_path; TaoRosError if it names no model."""
+    config = _config(args, **({"model_path": str(args.model)} if args.model else {}))
+    if not config.model_path:
         raise TaoRosError("no model: pass --model MODEL (from 'tao-ros fit') or set model_path in the config")
+    return config
+
+
+def cmd_run(args) -> int:
+    from tao_ros.core.pipeline import AnomalyPipeline
+
+    pipeline = AnomalyPipeline(_model_config(args))
     pipeline.load(pipeline.config.model_path)
     clips = _clips([args.source], args)
     folders = run_clips(pipeline, clips, Path(args.output), resume=args.resume)
@@ -210,10 +223,7 @@ def cmd_replay(args) -> int:
 
     from tao_ros.io.outputs import ensure_writable
 
-    overrides = {"model_path": str(args.model)} if args.model else {}
-    config = _config(args, **overrides)
-    if not config.model_path:
-        raise TaoRosError("no model: pass --model MODEL (from 'tao-ros fit') or set model_path in the config")
+    config = _model_config(args)
     ensure_writable(Path(args.out_bag).parent)
     engine = AnomalyEngine(config)
     written = replay(engine, args.in_bag, args.out_bag, args.image_topic, args.depth_topic, args.node_name,
@@ -268,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="output folder: one sub-folder per clip with objects.csv (and masks/)")
     run.add_argument("--eval", type=Path, default=None, metavar="GT",
                      help="evaluate the outputs against this ground truth afterwards (see 'tao-ros eval')")
-    run.add_argument("--gt-format", choices=GT_FORMATS, default=None, help="format of --eval ground truth")
+    run.add_argument("--gt-format", choices=FORMATS, default=None, help="format of --eval ground truth")
     run.add_argument("--report", type=Path, default=None, metavar="REPORT_DIR",
                      help="where --eval writes metrics.json and plots (default: OUTPUT/report)")
     run.add_argument("--resume", action="store_true",
@@ -279,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("pred_dir", type=Path, metavar="PRED_DIR",
                             help="output folder of 'tao-ros run' (one sub-folder per clip)")
     evaluation.add_argument("--gt", required=True, type=Path, help="ground truth folder, file or rosbag2")
-    evaluation.add_argument("--gt-format", choices=GT_FORMATS, default=None,
+    evaluation.add_argument("--gt-format", choices=FORMATS, default=None,
                             help="ground truth format (guessed from the files when omitted)")
     evaluation.add_argument("--output", "-o", required=True, type=Path, metavar="REPORT_DIR",
                             help="folder for metrics.json and the plots")

@@ -79,7 +79,11 @@ def test_run_on_a_video_file(training_root, tmp_path):
         writer.write(image)
     writer.release()
     assert main(["run", str(video), "-m", str(model), "-o", str(tmp_path / "out")]) == 0
-    assert (tmp_path / "out" / "walk" / "objects.csv").read_text().startswith("frame,object_id")
+    with open(tmp_path / "out" / "walk" / "objects.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0][:2] == ["frame", "object_id"]
+    frames = {int(r[0]) for r in rows[1:]}
+    assert max(frames) == 19 and len(frames) >= 10  # the video's frames were read, to the last (walkers in all)
 
 
 def test_errors_are_one_clear_line(tmp_path, capsys):
@@ -90,3 +94,50 @@ def test_errors_are_one_clear_line(tmp_path, capsys):
     config.write_text("detector: nope\n")
     assert main(["fit", str(tmp_path), "-o", str(tmp_path / "m.npz"), "--config", str(config)]) == 2
     assert "unknown detector 'nope'; available:" in capsys.readouterr().err
+
+
+def test_clips_of_equal_names_in_two_folders_get_their_own_outputs_and_resume_tells_them_apart(training_root,
+                                                                                             tmp_path, capsys, caplog):
+    """'tao-ros run' on a/01 and b/01 wrote both to out/01 (one silently lost), and --resume skipped
+    the second as complete."""
+    model = tmp_path / "model.npz"
+    main(["fit", str(training_root / "01"), "--output", str(model)])
+    root = tmp_path / "cameras"
+    write_clip_folder(root / "a" / "01", scene_frames(3, 12, anomalies=False))
+    write_clip_folder(root / "b" / "01", scene_frames(4, 12, anomalies=True))
+    out = tmp_path / "out"
+    assert main(["run", str(root), "-m", str(model), "-o", str(out)]) == 0
+    first, second = (out / "a" / "01" / "objects.csv").read_text(), (out / "b" / "01" / "objects.csv").read_text()
+    assert first != second
+    capsys.readouterr()
+    assert main(["run", str(root / "b"), "-m", str(model), "-o", str(out / "a"), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"holds the outputs of {(root / 'a' / '01').resolve()}, not of {root / 'b' / '01'}" in err
+    assert main(["run", str(root), "-m", str(model), "-o", str(out), "--resume"]) == 0
+    assert caplog.text.count("complete from an earlier run") == 2  # the same source: complete clips are kept
+
+
+@pytest.mark.parametrize("content, message", [
+    ("text", "not a numpy .npz archive"),
+    ("list metadata", "metadata is a JSON list, not an object"),
+    ("no metadata", "no tao_ros metadata"),
+    ("pickled", "it holds pickled objects"),
+])
+def test_every_kind_of_bad_model_file_is_one_true_line_and_exit_2(tmp_path, capsys, content, message):
+    import numpy as np
+
+    path = tmp_path / "model.npz"
+    if content == "text":
+        path.write_text("threshold: 3\n")
+    elif content == "list metadata":
+        np.savez(path, __metadata__=np.frombuffer(b"[1, 2]", np.uint8))
+    elif content == "no metadata":
+        np.savez(path, a=np.zeros(2))
+    else:
+        with open(path, "wb") as handle:
+            np.savez(handle, a=np.array([{"x": 1}], dtype=object))
+    clip = tmp_path / "clip"
+    write_clip_folder(clip, scene_frames(3, 2, anomalies=False))
+    assert main(["run", str(clip), "-m", str(path), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err and "tao-ros run: error:" in err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -155,7 +157,10 @@ def test_a_failed_calibration_keeps_the_previous_model_detecting(engine, tmp_pat
     assert engine.status.startswith("calibration failed") and "previous model" in engine.status
     assert engine.counts["calibration_failures"] == 1 and engine.diagnostics()["status"] == engine.status
     assert engine.pipeline is before and before.fitted
-    assert run(engine, InputFrame(image_msg(30))) is not None  # still detecting
+    # the stream restarted: the next frame is not compared with one from before the recording
+    assert engine.counts["stream_restarts"] == 1 and before.previous_gray is None
+    outputs = run(engine, InputFrame(image_msg(30)))
+    assert outputs is not None and len(before.score_history.values) == len(outputs.result.detections)
 
 
 def test_calibration_keeps_frames_compressed(tmp_path):
@@ -270,3 +275,89 @@ def test_restart_stream_forgets_frames_waiting_for_depth_or_the_worker(fitted_pi
     depth = np.full(FRAMES[0][0].shape[:2], 5.0, np.float32)
     engine.submit_depth(depth_msg(0, depth))  # the old stream's image must not come back with it
     assert engine.slot.take(timeout=0) is None
+
+
+def depth_engine(fitted_pipeline, tmp_path, **overrides):
+    path = tmp_path / "model.npz"
+    fitted_pipeline.save(path)
+    return AnomalyEngine(load_config(overrides={"model_path": str(path), "use_depth": True, **overrides}))
+
+
+def test_a_bag_played_with_loop_gives_the_same_outputs_with_depth_on_every_loop(fitted_pipeline, tmp_path):
+    """After the first loop 9 of 10 frames went on without depth: the pairing kept the old stream's
+    newest depth stamp."""
+    engine = depth_engine(fitted_pipeline, tmp_path)
+    depth = np.full(FRAMES[0][0].shape[:2], 5.0, np.float32)
+    loops = []
+    for _ in range(3):
+        outputs = []
+        for t in range(10):
+            engine.submit_image(image_msg(t))  # the image first: it waits for its depth
+            engine.submit_depth(depth_msg(t, depth))
+            frame = engine.slot.take(timeout=0)
+            assert frame is not None and frame.depth_msg is not None, (len(loops), t)
+            engine.submit(frame)
+            out = engine.step(timeout=0)
+            outputs.append((out.result.detections.xyxy.round(3).tolist(), out.result.scores.round(6).tolist()))
+        loops.append(outputs)
+    assert engine.counts["without_depth"] == 0 and engine.counts["time_jumps_back"] == 2
+    assert loops[0] == loops[1] == loops[2]
+
+
+def test_a_frame_in_flight_during_a_restart_is_never_published_nor_leaves_its_state(engine, monkeypatch):
+    """deactivate's 5 s join timed out with a frame still in the models: the stream was reset, then
+    the frame wrote the old stream's state back (and was published to a torn-down table)."""
+    import threading
+
+    run(engine, InputFrame(image_msg(0)))
+    inside, release = threading.Event(), threading.Event()
+    process = engine.pipeline.process
+
+    def slow(frame):
+        inside.set()
+        release.wait(10)
+        return process(frame)
+
+    monkeypatch.setattr(engine.pipeline, "process", slow)
+    published = []
+    engine.submit(InputFrame(image_msg(1)))
+    worker = threading.Thread(target=engine.step, kwargs={"timeout": 1, "publish": published.append})
+    worker.start()
+    assert inside.wait(10)
+    engine.restart_stream("lifecycle stop")  # does not wait for the frame
+    release.set()
+    worker.join(10)
+    assert published == [] and engine.counts["discarded_after_restart"] == 1
+    assert engine.pipeline.previous_gray is None and engine.pipeline.frame_index == 0  # its state is gone too
+    monkeypatch.setattr(engine.pipeline, "process", process)
+    engine.submit(InputFrame(image_msg(2)))
+    assert engine.step(timeout=0, publish=published.append) is not None and len(published) == 1
+
+
+def test_repeated_or_zero_stamps_with_depth_are_counted_by_the_documented_rule(fitted_pipeline, tmp_path):
+    """A driver stamping every image 0: frames waiting for depth overwrote each other, counted nowhere."""
+    engine = depth_engine(fitted_pipeline, tmp_path)
+    depth = np.full(FRAMES[0][0].shape[:2], 5.0, np.float32)
+    zero = [numpy_to_image(TYPES, make_header(TYPES, 0, "cam"), FRAMES[t][0], "bgr8") for t in range(3)]
+    for msg in zero:
+        engine.submit_image(msg)
+    engine.submit_depth(numpy_to_image(TYPES, make_header(TYPES, 0, "cam"), depth, "32FC1"))
+    frame = engine.slot.take(timeout=0)
+    assert frame.image_msg is zero[-1] and frame.depth_msg is not None  # the newest frame of the stamp wins
+    assert engine.counts["repeated_stamps"] == 2 and engine.diagnostics()["repeated_stamps"] == "2"
+    assert engine.counts["time_jumps_back"] == 0
+
+
+def test_rates_are_over_the_last_seconds_and_a_stalled_camera_shows_zero(engine, monkeypatch):
+    import tao_ros.ros.diagnostics as diagnostics
+
+    for t in range(10):
+        engine.submit_image(image_msg(t))
+        engine.step(timeout=0)
+    values = engine.diagnostics()
+    assert float(values["input_rate_hz"]) == 10 / 5 and float(values["processed_rate_hz"]) == 10 / 5
+    now = time.monotonic()
+    monkeypatch.setattr(diagnostics.time, "monotonic", lambda: now + 6.0)  # the camera stalls for 6 s
+    values = engine.diagnostics()
+    assert values["input_rate_hz"] == "0.00" and values["processed_rate_hz"] == "0.00"
+    assert "no camera image for 6 s" in values["status"]

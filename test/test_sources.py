@@ -50,3 +50,15 @@ def test_bag_topic_choice_errors(tmp_path):
     with pytest.raises(InputError, match="2 camera topics .*--image-topic"):
         open_clips(tmp_path / "two")
     assert open_clips(tmp_path / "two", image_topic="/b/image")[0].image_topic == "/b/image"
+
+
+def test_frame_files_are_read_in_natural_order(tmp_path):
+    """ffmpeg's %d.jpg: 1.png ... 12.png were read as 1, 10, 11, 12, 2, ..."""
+    import cv2
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for number in range(1, 13):
+        cv2.imwrite(str(folder / f"{number}.png"), np.full((8, 8), number * 10, np.uint8))
+    [clip] = open_clips(folder)
+    assert [int(f.image[0, 0, 0]) // 10 for f in clip.frames()] == list(range(1, 13))

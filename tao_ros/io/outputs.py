@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -36,6 +37,20 @@ def ensure_writable(folder: Path) -> Path:
     return folder
 
 
+SOURCE_FILE = "source.json"
+
+
+def completed_by(folder: Path) -> str | None:
+    """The source whose complete outputs ``folder`` holds; None if it holds none (or they record no
+    source: written by an older tao_ros)."""
+    if not (folder / "objects.csv").is_file() or not (folder / SOURCE_FILE).is_file():
+        return None
+    try:
+        return json.loads((folder / SOURCE_FILE).read_text()).get("source")
+    except (ValueError, AttributeError):
+        return None
+
+
 class ClipWriter:
     """Writes one clip's ``objects.csv`` (one row per object per frame, anomalous or not, so that
     thresholds can be swept later) and, when the pipeline segments, ``masks/FFFFFF.png``.
@@ -43,9 +58,12 @@ class ClipWriter:
     Objects the segmenter tracks are written with their mask-derived boxes; the other detected
     objects keep their detector boxes. Rows go to ``objects.csv.partial``, renamed to
     ``objects.csv`` only when the clip ends without error: an ``objects.csv`` is always complete.
+    ``source.json`` next to it names the clip's source, so that ``--resume`` keeps a folder only
+    for the source that wrote it (``completed_by``).
     """
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, source: Path | str | None = None):
+        self.source = None if source is None else str(Path(source).resolve())
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.partial = self.folder / "objects.csv.partial"
@@ -74,6 +92,8 @@ class ClipWriter:
         """Close the file; ``complete``: the clip ended, rename it to ``objects.csv``."""
         self.handle.close()
         if complete:
+            if self.source is not None:
+                (self.folder / SOURCE_FILE).write_text(json.dumps({"source": self.source}))
             os.replace(self.partial, self.folder / "objects.csv")
 
     def __enter__(self):

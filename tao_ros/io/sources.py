@@ -51,8 +51,16 @@ class Clip:
         return bag_frames(self.path, self.image_topic, self.depth_topic, self.skipped)
 
 
+def natural_key(path: Path) -> list:
+    """Sort key in the order people number files: ``2.jpg`` before ``10.jpg`` (ffmpeg's ``%d.jpg``),
+    ``frame_9`` before ``frame_10``; zero-padded names sort as before."""
+    import re
+
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", path.name)]
+
+
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()), key=natural_key)
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -109,15 +117,20 @@ def is_bag(path: Path) -> bool:
     return (path.is_dir() and (path / "metadata.yaml").exists()) or path.suffix in {".mcap", ".db3"}
 
 
-def open_clips(source: str | Path, image_topic: str | None = None, depth_topic: str | None = None) -> list[Clip]:
-    """Expand ``source`` into clips; InputError saying what is accepted if it is none of them."""
+def open_clips(source: str | Path, image_topic: str | None = None, depth_topic: str | None = None,
+               prefix: str | None = None) -> list[Clip]:
+    """Expand ``source`` into clips; InputError saying what is accepted if it is none of them.
+
+    A clip found inside a folder of clips is named by its path below ``source`` (``a/01`` and
+    ``b/01``, never two ``01``): names are unique within a source and become output folders."""
     path = Path(source)
+    own = prefix or ""  # this clip's name below the source
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     if is_bag(path):
         topic, depth, length = find_topics(path, image_topic, depth_topic)
         name = path.stem if path.is_file() else path.name
-        return [Clip(name, path, "bag", length, topic, depth)]
+        return [Clip(own + name, path, "bag", length, topic, depth)]
     if path.is_file():
         if path.suffix.lower() not in VIDEO_SUFFIXES:
             raise InputError(f"{path}: not a video ({', '.join(sorted(VIDEO_SUFFIXES))}), frame folder or rosbag2")
@@ -126,14 +139,15 @@ def open_clips(source: str | Path, image_topic: str | None = None, depth_topic: 
         capture = cv2.VideoCapture(str(path))
         length = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
         capture.release()
-        return [Clip(path.stem, path, "video", length)]
+        return [Clip(own + path.stem, path, "video", length)]
     images = _images_in(path)
     if images:
-        return [Clip(path.name, path, "frames", len(images))]
+        return [Clip(own + path.name, path, "frames", len(images))]
     clips = []
-    for sub in sorted(p for p in path.iterdir() if p.is_dir()):
+    inner = "" if prefix is None else f"{prefix}{path.name}/"  # the source folder itself is not in the names
+    for sub in sorted((p for p in path.iterdir() if p.is_dir()), key=natural_key):
         try:
-            clips += open_clips(sub, image_topic, depth_topic)
+            clips += open_clips(sub, image_topic, depth_topic, inner)
         except InputError as exc:
             if not str(exc).endswith(NOTHING_FOUND):
                 raise

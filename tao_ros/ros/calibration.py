@@ -3,6 +3,7 @@ the side, save it atomically; the caller swaps it in only when all of that succe
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import numpy as np
 
 from tao_ros.config import Config
 from tao_ros.core.pipeline import AnomalyPipeline, StreamFrame
-from tao_ros.plugins import PluginRegistry
+
+log = logging.getLogger(__name__)
 
 
 def default_model_path(node_name: str = "/anomaly_node") -> Path:
@@ -57,9 +59,22 @@ class Recording:
                             None if depth is None else cv2.imdecode(depth, cv2.IMREAD_UNCHANGED), index)
                 for jpeg, depth, index in self.frames)
 
-    def fit(self, config: Config, registry: PluginRegistry, path: Path) -> AnomalyPipeline:
-        """A new pipeline fitted on the recording and saved to ``path``; raises whatever failed."""
-        candidate = AnomalyPipeline(config, registry)
-        candidate.fit([("calibration", self.decoded)])
+
+
+def fit_recording(recording: Recording, config: Config, current: AnomalyPipeline, path: Path
+                  ) -> tuple[AnomalyPipeline | None, str]:
+    """A new pipeline fitted on ``recording`` and saved to ``path`` -> (it, the status to show), or
+    (None, why not) when anything failed (bad frames, too few objects, an unwritable path): the
+    caller then goes on with ``current``."""
+    candidate = AnomalyPipeline(config, current.registry)
+    try:
+        candidate.fit([("calibration", recording.decoded)])
         candidate.save(path)
-        return candidate
+    except Exception as exc:  # noqa: BLE001 - whatever failed, detection goes on with what it had
+        before = "detecting with the previous model" if current.fitted else "still no model"
+        status = f"calibration failed ({type(exc).__name__}: {exc}); {before}"
+        log.error(status)
+        return None, status
+    status = f"detecting (model fitted on {len(recording.frames)} frames, saved to {path})"
+    log.info(status)
+    return candidate, status

@@ -76,6 +76,18 @@ class Liveness:
         return []
 
 
+class Latency:
+    """Seconds per stage, each an exponential moving average over about the last 10 frames."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def update(self, timings: dict[str, float], **more: float) -> None:
+        for stage, seconds in {**timings, **more}.items():
+            last = self.seconds.get(stage)
+            self.seconds[stage] = seconds if last is None else 0.9 * last + 0.1 * seconds
+
+
 def loaded_torch():
     """The torch module if a plugin already imported it, else None (never imports torch)."""
     return sys.modules.get("torch")

@@ -23,24 +23,21 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from tao_ros.config import OPTIONS, Config, coerce
+from tao_ros.config import Config
 from tao_ros.core.pipeline import AnomalyPipeline, StreamFrame
-from tao_ros.errors import ConfigError, InputError
-from tao_ros.io.messages import MessageTypes, compressed_to_bgr, header_stamp_ns, image_to_bgr, image_to_numpy
-from tao_ros.io.pairing import StampPairer
-from tao_ros.ros.calibration import Recording, default_model_path
-from tao_ros.ros.diagnostics import Liveness, ThrottledLog, report
-from tao_ros.ros.handoff import FrameOutputs, InputFrame, LatestSlot
+from tao_ros.errors import InputError
+from tao_ros.io.messages import MessageTypes
+from tao_ros.ros.arrival import Arrivals
+from tao_ros.ros.calibration import Recording, default_model_path, fit_recording
+from tao_ros.ros.decoding import BadFrame, decode_frame
+from tao_ros.ros.diagnostics import Latency, Liveness, ThrottledLog, report
+from tao_ros.ros.handoff import FrameOutputs, InputFrame
 from tao_ros.ros.outputs import output_messages
+from tao_ros.ros.parameters import change_parameter
 
 log = logging.getLogger(__name__)
 
-RUNTIME_PARAMETERS = ("threshold", "threshold_quantile", "prompt_interval")
-"""Parameters that may change while the node runs; the others need a restart (reconfigure)."""
-
-DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
-
-__all__ = ["AnomalyEngine", "FrameOutputs", "InputFrame", "RUNTIME_PARAMETERS"]
+__all__ = ["AnomalyEngine", "FrameOutputs", "InputFrame"]
 
 
 class AnomalyEngine:
@@ -53,20 +50,19 @@ class AnomalyEngine:
     def __init__(self, config: Config, pipeline: AnomalyPipeline | None = None, node_name: str = "/anomaly_node"):
         self.config = config
         self.pipeline = pipeline or AnomalyPipeline(config)
-        self.slot = LatestSlot()
         self.counts: Counter = Counter()
         self.bad_input: Counter = Counter()
         self.warnings = ThrottledLog()
         self.liveness = Liveness()
-        self.latency: dict[str, float] = {}
+        self.latency = Latency()
         self.recording: Recording | None = None
-        self.stream = 0  # number of the current stream, see the module docstring
+        # live image and depth topics are paired there, as bags are (no message_filters)
+        self.arrivals = Arrivals(config, self.counts, self.warnings, self.liveness, self.restart_stream)
+        self.slot = self.arrivals.slot
+        self.submit, self.submit_image, self.submit_depth = \
+            self.arrivals.submit, self.arrivals.image, self.arrivals.depth
         self._pipeline_stream = 0  # the stream the pipeline's state belongs to
         self._processing = threading.Lock()  # held while a frame is in the pipeline
-        # live image and depth topics are paired here, as bags are (no message_filters)
-        self._pairing = threading.RLock()
-        self.pairer = self._new_pairer()
-        self.arrival_stamps: dict[str, int] = {}  # topic -> newest stamp arrived in this stream
         self.last_stamp: int | None = None  # stamp of the last frame processed in this stream
         self.last_size: tuple[int, int] | None = None
         self.node_name = node_name
@@ -86,18 +82,11 @@ class AnomalyEngine:
         return Path(self.config.model_path or default_model_path(self.node_name)).expanduser()
 
     # ---------------------------------------------------------------- streams
-    def _new_pairer(self) -> StampPairer:
-        return StampPairer(self.config.use_depth, int(self.config.sync_slop * 1e9), max_pending=self.config.qos_depth)
-
     def restart_stream(self, reason: str = "restart") -> None:
         """Start a new stream: frames waiting for depth or for the worker and the last stamps are
         dropped now; the pipeline's state (tracks, memories, GPU state of the segmenter) now, or,
         while a frame is in the pipeline, as soon as it comes out (that frame's outputs are discarded)."""
-        with self._pairing:
-            self.stream += 1
-            self.pairer = self._new_pairer()
-            self.arrival_stamps.clear()
-            self.slot.take(timeout=0)
+        self.arrivals.restart()
         self.counts["stream_restarts"] += 1
         log.info("new stream (%s)", reason)
         if self._processing.acquire(blocking=False):
@@ -113,55 +102,10 @@ class AnomalyEngine:
             self.last_stamp, self.last_size = None, None
             self._pipeline_stream = self.stream
 
-    # ---------------------------------------------------------------- input
-    def submit(self, frame: InputFrame) -> None:
-        """Hand a frame to the worker (never blocks); an unprocessed older frame is dropped. Frames are
-        numbered as received, so that the pipeline knows how many the worker skipped."""
-        if frame.sequence is None:
-            frame.sequence = self.counts["received"]
-        if frame.stream is None:
-            frame.stream = self.stream
-        self.counts["received"] += 1
-        self.liveness.received.tick()
-        if self.slot.put(frame):
-            self.counts["dropped_stale"] += 1
-
-    def submit_image(self, msg, compressed: bool = False) -> None:
-        """A camera message from the live topic: handed on at once, or with use_depth once paired
-        with the depth image of its stamp (or without it when none can come)."""
-        self.liveness.image()
-        self._pair("image", msg, lambda pairer, stamp: pairer.add_image(stamp, (msg, compressed)))
-
-    def submit_depth(self, msg) -> None:
-        """A depth message from the live topic (use_depth)."""
-        self.liveness.depth()
-        self._pair("depth", msg, lambda pairer, stamp: pairer.add_depth(stamp, msg))
-
-    def _pair(self, topic: str, msg, add: Callable) -> None:
-        try:
-            stamp = header_stamp_ns(msg.header)
-        except Exception:  # noqa: BLE001 - a message without a usable header is decoded (and dropped) later
-            stamp = -1
-        with self._pairing:
-            newest = self.arrival_stamps.get(topic)
-            if stamp >= 0 and newest is not None and stamp < newest:
-                self.counts["time_jumps_back"] += 1
-                self.warnings.warn("time", f"time went backwards ({topic} stamp: bag loop or clock reset): "
-                                           "restarting the stream")
-                self.restart_stream("time went backwards")
-            if stamp >= 0:
-                self.arrival_stamps[topic] = stamp
-            repeated = self.pairer.repeated
-            ready = add(self.pairer, stamp)
-            self.counts["repeated_stamps"] += self.pairer.repeated - repeated
-            stream = self.stream
-        if self.pairer.repeated > repeated:
-            self.warnings.warn("stamps", "two frames with one stamp: the older was replaced (use_depth pairs frames "
-                                         "by stamp; fix the driver's stamps)")
-        for (image_msg, compressed), depth_msg in ready:
-            if self.config.use_depth and depth_msg is None:
-                self.counts["without_depth"] += 1
-            self.submit(InputFrame(image_msg, depth_msg, compressed, stream=stream))
+    @property
+    def stream(self) -> int:
+        """Number of the current stream (see the module docstring)."""
+        return self.arrivals.stream
 
     def problems(self) -> list[str]:
         """Why nothing (or less than asked) comes out, for the diagnostics (and the log, throttled)."""
@@ -196,28 +140,14 @@ class AnomalyEngine:
     def decode(self, frame: InputFrame) -> tuple[object, StreamFrame] | None:
         """Messages -> (header, StreamFrame); None (counted, logged) if the frame is unusable."""
         try:
-            image = compressed_to_bgr(frame.image_msg) if frame.compressed else image_to_bgr(frame.image_msg)
-            stamp = header_stamp_ns(frame.image_msg.header)
-        except InputError as exc:
-            self._bad("compressed" if frame.compressed else "image", str(exc))
+            decoded = decode_frame(frame.image_msg, frame.depth_msg, frame.compressed)
+        except BadFrame as exc:
+            self._bad(exc.kind, str(exc))
             return None
-        except Exception as exc:  # noqa: BLE001 - a malformed message of any kind must not stop the node
-            self._bad("malformed", f"{type(exc).__name__}: {exc}")
-            return None
-        depth = None
-        if frame.depth_msg is not None:
-            try:
-                if str(frame.depth_msg.encoding) not in DEPTH_ENCODINGS:
-                    raise InputError(f"depth encoding {frame.depth_msg.encoding!r}; expected one of {DEPTH_ENCODINGS}")
-                depth = image_to_numpy(frame.depth_msg)
-                if depth.shape[:2] != image.shape[:2]:
-                    raise InputError(f"depth image is {depth.shape[1]}x{depth.shape[0]}, camera image "
-                                     f"{image.shape[1]}x{image.shape[0]}: publish depth aligned to the camera")
-            except InputError as exc:
-                self._bad("depth", f"{exc}; frame processed without depth")
-                depth = None
-        self._continue_stream(frame, stamp, image.shape[:2])
-        return frame.image_msg.header, StreamFrame(image, depth, frame.sequence)
+        if decoded.depth_problem is not None:
+            self._bad("depth", f"{decoded.depth_problem}; frame processed without depth")
+        self._continue_stream(frame, decoded.stamp, decoded.image.shape[:2])
+        return decoded.header, StreamFrame(decoded.image, decoded.depth, frame.sequence)
 
     def _continue_stream(self, frame: InputFrame, stamp: int, size: tuple[int, int]) -> None:
         """A frame older than the last one, or of another size, starts a new stream, which it opens."""
@@ -265,9 +195,8 @@ class AnomalyEngine:
             return None
         self.counts["processed"] += 1
         self.liveness.processed.tick()
-        for stage, seconds in {**self.pipeline.timings, "total": time.perf_counter() - start,
-                               "age": time.monotonic() - frame.received}.items():
-            self.latency[stage] = seconds if stage not in self.latency else 0.9 * self.latency[stage] + 0.1 * seconds
+        self.latency.update(self.pipeline.timings, total=time.perf_counter() - start,
+                            age=time.monotonic() - frame.received)
         return FrameOutputs(header, result, stream_frame.image)
 
     # ---------------------------------------------------------------- calibration
@@ -289,38 +218,18 @@ class AnomalyEngine:
         few objects, an unwritable path) leaves the previous model detecting. Either way a new
         stream starts: what the pipeline last saw is as old as the recording."""
         recording, self.recording = self.recording, None
-        try:
-            candidate = recording.fit(self.config, self.pipeline.registry, self.model_path)
-        except Exception as exc:  # noqa: BLE001 - whatever failed, detection goes on with what it had
+        candidate, self.status = fit_recording(recording, self.config, self.pipeline, self.model_path)
+        if candidate is None:
             self.counts["calibration_failures"] += 1
-            before = "detecting with the previous model" if self.pipeline.fitted else "still no model"
-            self.status = f"calibration failed ({type(exc).__name__}: {exc}); {before}"
-            log.error(self.status)
         else:
             self.pipeline = candidate
             self.config.options["model_path"] = str(self.model_path)  # the node's parameter names the file in use
-            self.status = f"detecting (model fitted on {len(recording.frames)} frames, saved to {self.model_path})"
-            log.info(self.status)
         self.restart_stream("calibration ended")
 
     # ---------------------------------------------------------------- parameters
     def set_parameter(self, name: str, value) -> str | None:
         """Change a parameter at run time; returns None if accepted, else why not."""
-        if name not in RUNTIME_PARAMETERS:
-            return f"{name} cannot change while running (only {', '.join(RUNTIME_PARAMETERS)}); reconfigure the node"
-        try:
-            value = coerce(name, value, OPTIONS[name])
-        except ConfigError as exc:
-            return str(exc)
-        quantile = self.config.threshold_quantile
-        if name == "threshold" and quantile > 0 and self.pipeline.training_totals is not None:
-            return (f"threshold has no effect while threshold_quantile ({quantile:g}) sets the threshold "
-                    f"({self.pipeline.threshold:.3g}): set threshold_quantile to 0 first")
-        self.config.options[name] = value
-        self.pipeline.config.options[name] = value
-        if name == "prompt_interval":
-            self.pipeline.prompts.interval = value
-        return None
+        return change_parameter(self.config, self.pipeline, name, value)
 
     # ---------------------------------------------------------------- outputs
     def messages(self, outputs: FrameOutputs, types: MessageTypes, overlay: bool = False) -> dict[str, object]:
@@ -333,7 +242,7 @@ class AnomalyEngine:
         registry = getattr(segmenter.plugin, "objects", None) if segmenter is not None else None
         return report(self.status, self.problems(), self.liveness, self.counts, self.bad_input,
                       sum(p.errors for p in self.pipeline.plugins), len(registry.objects) if registry else 0,
-                      self.latency)
+                      self.latency.seconds)
 
     def close(self) -> None:
         self.slot.close()
