@@ -1,58 +1,72 @@
-"""Launch files: their arguments, checked with ROS 2's launch where installed and from the source anyway."""
+"""Launch files: what each starts (tao_ros.launching, ROS-free) and, where ROS 2's launch is
+installed, the launch descriptions built and executed."""
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 from pathlib import Path
 
 import pytest
 import yaml
 
-LAUNCH = Path(__file__).resolve().parent.parent / "launch"
-EXPECTED = {"image_topic", "depth_topic", "config", "namespace", "compressed", "use_depth", "device", "model_path",
-            "sam2_checkpoint", "detector_weights", "profile", "open_set_weights", "pose_weights", "appearance_weights"}
+from tao_ros.config import OPTIONS, load_config
+from tao_ros.launching import ARGUMENTS, OVERRIDES, PROFILES, anomaly_node, camera_nodes
+from tao_ros.plugins import PluginRegistry
+
+ROOT = Path(__file__).resolve().parent.parent
+LAUNCH = ROOT / "launch"
+DEFAULTS = {name: default for name, (default, _) in ARGUMENTS.items()}
 
 
-def literal(name, path):
-    tree = ast.parse(path.read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
-            return ast.literal_eval(node.value)
-    raise AssertionError(f"{path} has no {name}")
+def test_every_argument_is_documented_and_every_override_is_a_parameter():
+    assert all(doc for _, doc in ARGUMENTS.values())
+    registry = PluginRegistry.discover()
+    for argument, (parameter, _) in OVERRIDES.items():
+        assert argument in ARGUMENTS
+        if "." in parameter:
+            plugin, key = parameter.split(".")
+            assert key in next(i for infos in registry.infos.values() for n, i in infos.items() if n == plugin).cls.params
+        else:
+            assert parameter in OPTIONS
 
 
-def test_anomaly_launch_declares_the_documented_arguments():
-    arguments = literal("ARGUMENTS", LAUNCH / "anomaly.launch.py")
-    assert EXPECTED <= set(arguments)
-    assert all(doc for _, doc in arguments.values())
-    from tao_ros.config import OPTIONS
-
-    source = (LAUNCH / "anomaly.launch.py").read_text()
-    for argument in ("compressed", "use_depth", "device", "model_path"):
-        assert f'"{argument}": ("{argument}",' in source  # overrides the parameter of the same name
-        assert argument in OPTIONS
-    assert '"sam2.checkpoint"' in source and '"ultralytics.weights"' in source
-    for parameter in ("open_set.weights", "pose.weights", "appearance.weights"):
-        assert f'"{parameter}"' in source
+def test_the_node_gets_the_remappings_profile_and_only_the_overrides_given():
+    node = anomaly_node({**DEFAULTS, "image_topic": "/front/color/", "depth_topic": "/front/aligned_depth",
+                         "namespace": "front", "use_depth": "true", "open_set_weights": "/models/yolo.onnx",
+                         "use_sim_time": "true", "profile": "pretrained"}, "/share/tao_ros")
+    assert node["namespace"] == "front" and node["name"] == "anomaly_node"
+    assert node["remappings"] == [("image", "/front/color/"), ("image/compressed", "/front/color/compressed"),
+                                  ("depth", "/front/aligned_depth")]
+    config_file, overrides = node["parameters"]
+    assert config_file == "/share/tao_ros/config/pretrained.yaml"
+    assert overrides == {"use_sim_time": True, "use_depth": True, "open_set.weights": "/models/yolo.onnx"}
+    plain = anomaly_node(DEFAULTS, "/share/tao_ros")
+    assert plain["parameters"] == ["/share/tao_ros/config/anomaly.yaml", {"use_sim_time": False}]
+    assert anomaly_node({**DEFAULTS, "config": "/mine.yaml"}, "/s")["parameters"][0] == "/mine.yaml"
+    with pytest.raises(ValueError, match="profile:=fast is not one of"):
+        anomaly_node({**DEFAULTS, "profile": "fast"}, "/s")
+    with pytest.raises(ValueError, match="expected true or false"):
+        anomaly_node({**DEFAULTS, "use_depth": "yes"}, "/s")
 
 
 def test_every_launch_profile_is_a_parameter_file_of_the_package_that_validates():
-    from tao_ros.config import load_config
-    from tao_ros.plugins import PluginRegistry
-
-    profiles = literal("PROFILES", LAUNCH / "anomaly.launch.py")
-    assert set(profiles) == {"default", "pretrained"}
-    for file in profiles.values():
-        config = load_config(LAUNCH.parent / "config" / file)
+    assert set(PROFILES) == {"default", "pretrained"}
+    for file in PROFILES.values():
+        config = load_config(ROOT / "config" / file)
         PluginRegistry.discover().check_config(config.plugin_params)
 
 
-def test_camera_example_matches_the_multi_camera_launch():
-    known = literal("KNOWN_KEYS", LAUNCH / "multi_camera.launch.py")
-    example = yaml.safe_load((LAUNCH.parent / "config" / "cameras.example.yaml").read_text())
-    for camera in example["cameras"]:
-        assert set(camera) <= known and {"name", "image_topic"} <= set(camera)
+def test_multi_camera_nodes_one_namespace_each_with_sim_time_and_entries_checked():
+    example = yaml.safe_load((ROOT / "config" / "cameras.example.yaml").read_text())["cameras"]
+    nodes = camera_nodes(example, "/share/tao_ros", use_sim_time=True)
+    assert [n["namespace"] for n in nodes] == [c["name"] for c in example]
+    for node, camera in zip(nodes, example):
+        assert node["remappings"][0] == ("image", camera["image_topic"])
+        assert node["parameters"][1]["use_sim_time"] is True
+    with pytest.raises(ValueError, match="camera name 'a' used twice"):
+        camera_nodes([{"name": "a", "image_topic": "/x"}] * 2, "/s", False)
+    with pytest.raises(ValueError, match=r"camera 0: needs 'name' and 'image_topic'.*unknown \['topic'\]"):
+        camera_nodes([{"name": "a", "topic": "/x"}], "/s", False)
 
 
 def load(path):
@@ -62,13 +76,25 @@ def load(path):
     return module
 
 
-def test_launch_descriptions_load_with_ros2_launch():
+def test_launch_descriptions_build_and_start_the_node_with_ros2_launch(tmp_path):
     pytest.importorskip("launch")
     pytest.importorskip("launch_ros")
-    from launch.actions import DeclareLaunchArgument
+    from launch import LaunchContext
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    from launch_ros.actions import Node
 
-    description = load(LAUNCH / "anomaly.launch.py").generate_launch_description()
-    names = {a.name for a in description.entities if isinstance(a, DeclareLaunchArgument)}
-    assert EXPECTED <= names
+    module = load(LAUNCH / "anomaly.launch.py")
+    description = module.generate_launch_description()
+    assert {a.name for a in description.entities if isinstance(a, DeclareLaunchArgument)} == set(ARGUMENTS)
+    context = LaunchContext()
+    context.launch_configurations.update({**DEFAULTS, "image_topic": "/cam/image"})
+    opaque = next(a for a in description.entities if isinstance(a, OpaqueFunction))
+    [node] = opaque.execute(context)
+    assert isinstance(node, Node)
     multi = load(LAUNCH / "multi_camera.launch.py").generate_launch_description()
-    assert {a.name for a in multi.entities if isinstance(a, DeclareLaunchArgument)} == {"cameras"}
+    assert {a.name for a in multi.entities if isinstance(a, DeclareLaunchArgument)} == {"cameras", "use_sim_time"}
+    cameras = tmp_path / "cameras.yaml"
+    cameras.write_text("cameras:\n  - {name: front, image_topic: /front/image}\n  - {name: rear, image_topic: /r}\n")
+    context.launch_configurations.update({"cameras": str(cameras), "use_sim_time": "true"})
+    opaque = next(a for a in multi.entities if isinstance(a, OpaqueFunction))
+    assert len(opaque.execute(context)) == 2

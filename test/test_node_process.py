@@ -341,3 +341,19 @@ def test_an_incompatible_publisher_qos_is_reported_by_policy(peer, model):
     finally:
         output = stop(process)
     assert "incompatible" in output and "RELIABILITY" in output.upper(), output
+
+
+def test_a_misspelled_parameter_is_refused_at_configure_with_the_nearest_name(peer, model):
+    """'thresold: 0.5' was silently ignored by the node (the CLI refused it)."""
+    process = start_node(f"model_path:={model}", "thresold:=0.5", "diagnostics_period:=0.2")
+    node, executor = peer
+    statuses = []
+    node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: statuses.extend(m.status), 10)
+    try:
+        assert spin_until(executor, lambda: any("configure failed" in s.message for s in statuses))
+        assert "did you mean 'threshold'" in statuses[-1].message
+        state = call(peer, GetState, "/anomaly_node/get_state", GetState.Request())
+        assert state.current_state.label == "unconfigured"
+    finally:
+        output = stop(process)
+    assert "Traceback" not in output, output

@@ -46,3 +46,13 @@ def test_exec_depends_are_exactly_the_imports():
     assert declared == expected, (f"declared but not imported: {sorted(declared - expected)}; "
                                   f"imported but not declared: {sorted(expected - declared)}")
     assert "cv_bridge" not in declared and "message_filters" not in declared
+
+
+def test_every_file_setup_py_installs_exists():
+    """setup.py installed a py.typed that did not exist."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "setup")
+    package_data = next(k.value for k in call.keywords if k.arg == "package_data")
+    for key, files in zip(package_data.keys, package_data.values):
+        for name in ast.literal_eval(files):
+            assert (ROOT / "tao_ros" / name).is_file(), f"setup.py installs tao_ros/{name}, which does not exist"

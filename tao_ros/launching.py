@@ -1,0 +1,104 @@
+"""What the launch files start, as plain data: the arguments of ``anomaly.launch.py`` and each
+camera entry of ``multi_camera.launch.py`` -> the anomaly_node's name, namespace, parameters,
+remappings and ROS arguments. ROS-free, so that it is tested where ``launch_ros`` is not installed;
+the launch files only turn it into ``launch_ros.actions.Node``."""
+
+from __future__ import annotations
+
+import os
+
+ARGUMENTS = {
+    "image_topic": ("/camera/image_raw", "camera topic (sensor_msgs/Image; with compressed:=true, its /compressed)"),
+    "depth_topic": ("/camera/depth/image_raw", "aligned depth topic (16UC1 mm or 32FC1 m), used with use_depth:=true"),
+    "profile": ("default", "the package's parameter file to start from: default (weight-free, config/anomaly.yaml) "
+                           "or pretrained (config/pretrained.yaml); config:= replaces it"),
+    "config": ("", "parameter file (default: the profile's)"),
+    "namespace": ("", "namespace of the node and its topics"),
+    "node_name": ("anomaly_node", "node name"),
+    "use_sim_time": ("false", "true: the node's clock is /clock (ros2 bag play --clock)"),
+    "compressed": ("", "true: subscribe to sensor_msgs/CompressedImage (default: from the config)"),
+    "use_depth": ("", "true: also subscribe to the depth topic (default: from the config)"),
+    "device": ("", "cpu or cuda (default: from the config)"),
+    "model_path": ("", "fitted model file from 'tao-ros fit' or the ~/calibrate service (default: from the config; "
+                       "empty: $ROS_HOME/tao_ros/<namespace>/<node name>/model.npz)"),
+    "sam2_checkpoint": ("", "SAM2 checkpoint, for segmenter: sam2 (default: from the config)"),
+    "detector_weights": ("", "ultralytics weights, for detector: ultralytics (default: from the config)"),
+    "open_set_weights": ("", "pretrained detector of detector: open_set (.pt, .tflite, .onnx, .torchscript, .engine)"),
+    "pose_weights": ("", "pose model of the pose feature (BlazePose .tflite or ultralytics pose weights)"),
+    "appearance_weights": ("", "backbone of the appearance feature (MobileNetV2 state dict or YOLO weights)"),
+    "log_level": ("info", "logging level"),
+}
+
+OVERRIDES = {
+    "compressed": ("compressed", bool),
+    "use_depth": ("use_depth", bool),
+    "device": ("device", str),
+    "model_path": ("model_path", str),
+    "sam2_checkpoint": ("sam2.checkpoint", str),
+    "detector_weights": ("ultralytics.weights", str),
+    "open_set_weights": ("open_set.weights", str),
+    "pose_weights": ("pose.weights", str),
+    "appearance_weights": ("appearance.weights", str),
+}
+"""Launch argument -> (parameter, type); only arguments given a value override the parameter file."""
+
+PROFILES = {"default": "anomaly.yaml", "pretrained": "pretrained.yaml"}
+
+CAMERA_KEYS = {"name", "image_topic", "depth_topic", "use_depth", "compressed", "config", "model_path", "device"}
+"""Keys of a camera entry of multi_camera.launch.py's YAML list."""
+
+
+def parse(value, kind: type):
+    """A launch argument's text (or a YAML value) as ``kind``; ValueError for a bool that is none."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() not in ("true", "false"):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return str(value).lower() == "true"
+    return value
+
+
+def remappings(image_topic: str, depth_topic: str) -> list[tuple[str, str]]:
+    return [("image", image_topic), ("image/compressed", image_topic.rstrip("/") + "/compressed"),
+            ("depth", depth_topic)]
+
+
+def anomaly_node(values: dict[str, str], share: str) -> dict:
+    """``anomaly.launch.py``'s argument values (every key of ARGUMENTS) and the package's share
+    folder -> keyword arguments of ``launch_ros.actions.Node``."""
+    if values["profile"] not in PROFILES:
+        raise ValueError(f"profile:={values['profile']} is not one of {sorted(PROFILES)}")
+    config_file = values["config"] or os.path.join(share, "config", PROFILES[values["profile"]])
+    parameters = {"use_sim_time": parse(values["use_sim_time"], bool)}
+    for argument, (parameter, kind) in OVERRIDES.items():
+        if values[argument]:
+            parameters[parameter] = parse(values[argument], kind)
+    return {"package": "tao_ros", "executable": "anomaly_node", "name": values["node_name"],
+            "namespace": values["namespace"], "output": "screen", "emulate_tty": True,
+            "parameters": [config_file, parameters],
+            "remappings": remappings(values["image_topic"], values["depth_topic"]),
+            "arguments": ["--ros-args", "--log-level", values["log_level"]]}
+
+
+def camera_nodes(entries, share: str, use_sim_time: bool, source: str = "cameras") -> list[dict]:
+    """``multi_camera.launch.py``'s camera entries -> keyword arguments of one Node each (namespace:
+    the camera's name); ValueError naming the entry for a bad or repeated one."""
+    if not entries:
+        raise ValueError(f"{source}: expected a 'cameras:' list with one entry per camera")
+    names, nodes = set(), []
+    for index, camera in enumerate(entries):
+        unknown = set(camera) - CAMERA_KEYS
+        if unknown or "name" not in camera or "image_topic" not in camera:
+            raise ValueError(f"{source}: camera {index}: needs 'name' and 'image_topic'; allowed keys "
+                             f"{sorted(CAMERA_KEYS)}, unknown {sorted(unknown)}")
+        if camera["name"] in names:
+            raise ValueError(f"{source}: camera name {camera['name']!r} used twice")
+        names.add(camera["name"])
+        overrides = {key: camera[key] for key in ("use_depth", "compressed", "model_path", "device") if key in camera}
+        nodes.append({"package": "tao_ros", "executable": "anomaly_node", "name": "anomaly_node",
+                      "namespace": camera["name"], "output": "screen", "emulate_tty": True,
+                      "parameters": [camera.get("config", os.path.join(share, "config", "anomaly.yaml")),
+                                     {"use_sim_time": use_sim_time, **overrides}],
+                      "remappings": remappings(camera["image_topic"], camera.get("depth_topic", "depth"))})
+    return nodes
