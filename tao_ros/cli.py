@@ -57,7 +57,35 @@ def cmd_plugins(args) -> int:
 def _clips(sources, args):
     from tao_ros.io.sources import open_clips
 
-    return [clip for source in sources for clip in open_clips(source, args.image_topic, args.depth_topic)]
+    clips = [clip for source in sources for clip in open_clips(source, args.image_topic, args.depth_topic)]
+    for clip in clips:
+        clip.camera_info_topic = getattr(args, "camera_info_topic", None) or clip.camera_info_topic
+    return clips
+
+
+def clip_intrinsics(clip, intrinsics_file: Path | None = None):
+    """The camera intrinsics for a clip's 3D columns: from ``intrinsics_file``, else from the bag's
+    camera_info; None (with a warning saying why) for a clip without depth or intrinsics."""
+    from tao_ros.io.camera_info import intrinsics_from_camera_info, load_intrinsics
+    from tao_ros.io.sources import first_camera_info
+
+    if clip.depth_topic is None:
+        if intrinsics_file is not None:
+            raise InputError(f"--intrinsics needs depth: {clip.name} has none (only rosbag2 sources with "
+                             "--depth-topic carry an aligned depth image)")
+        return None
+    if intrinsics_file is not None:
+        intrinsics, note = load_intrinsics(intrinsics_file)
+    else:
+        message = first_camera_info(clip.path, clip.camera_info_topic) if clip.camera_info_topic else None
+        if message is None:
+            log.warning("%s: depth but no camera_info (name it with --camera-info-topic, or pass --intrinsics): "
+                        "no 3D columns", clip.name)
+            return None
+        intrinsics, note = intrinsics_from_camera_info(message)
+    if note:
+        log.warning("%s: %s", clip.name, note)
+    return intrinsics
 
 
 def report_skipped(clips) -> None:
@@ -82,11 +110,14 @@ def cmd_fit(args) -> int:
     return 0
 
 
-def run_clips(pipeline, clips, output: Path, on_result=None, resume: bool = False) -> list[Path]:
+def run_clips(pipeline, clips, output: Path, on_result=None, resume: bool = False,
+              intrinsics_file: Path | None = None) -> list[Path]:
     """Run ``pipeline`` on every clip, writing ``output/CLIP/objects.csv`` (and masks); returns the
     folders. ``on_result(clip, frame, result)`` sees every frame's result (e.g. to draw overlays).
     With ``resume``, clips whose ``objects.csv`` exists (written only when a clip completes) are kept.
-    On Ctrl-C, says which clips are complete."""
+    Clips with depth and intrinsics (``clip_intrinsics``) get 3D columns. On Ctrl-C, says which
+    clips are complete."""
+    from tao_ros.core.localization import DepthRange
     from tao_ros.io.outputs import ClipWriter, completed_by, ensure_writable
 
     ensure_writable(output)
@@ -105,12 +136,16 @@ def run_clips(pipeline, clips, output: Path, on_result=None, resume: bool = Fals
                                      "needs the same source; pass another --output")
                 log.warning("%s records no source (older tao_ros): running the clip again", folder)
             pipeline.reset()
-            with ClipWriter(folder, clip.path) as writer:
+            intrinsics = clip_intrinsics(clip, intrinsics_file)
+            with ClipWriter(folder, clip.path, intrinsics, DepthRange.of(pipeline.config.options)) as writer:
                 for frame in progress(clip.frames(), desc=clip.name, total=clip.length):
                     result = pipeline.process(frame)
-                    writer.write(result)
+                    writer.write(result, frame.depth)
                     if on_result is not None:
                         on_result(clip, frame, result)
+            if intrinsics is not None:
+                print(f"{clip.name}: {writer.located} object rows located in 3D, {writer.not_located} without "
+                      "enough valid depth")
             folders.append(folder)
     except KeyboardInterrupt:
         done = ", ".join(f.name for f in folders) or "none"
@@ -135,7 +170,7 @@ def cmd_run(args) -> int:
     pipeline = AnomalyPipeline(_model_config(args))
     pipeline.load(pipeline.config.model_path)
     clips = _clips([args.source], args)
-    folders = run_clips(pipeline, clips, Path(args.output), resume=args.resume)
+    folders = run_clips(pipeline, clips, Path(args.output), resume=args.resume, intrinsics_file=args.intrinsics)
     print(f"wrote {len(folders)} clip folder(s) under {args.output}")
     if args.eval:
         return evaluate_and_report(args.output, args.eval, args.gt_format, args.report or Path(args.output) / "report",
@@ -227,8 +262,14 @@ def cmd_replay(args) -> int:
     ensure_writable(Path(args.out_bag).parent)
     engine = AnomalyEngine(config)
     written = replay(engine, args.in_bag, args.out_bag, args.image_topic, args.depth_topic, args.node_name,
-                     args.distribution, progress=lambda it, total=None: progress(it, "replay", total))
+                     args.distribution, progress=lambda it, total=None: progress(it, "replay", total),
+                     camera_info_topic=args.camera_info_topic)
     print(f"wrote {args.out_bag}: " + ", ".join(f"/{args.node_name}/{k}: {n}" for k, n in written.items()))
+    if written["detections_3d"]:
+        print(f"3D positions: {engine.counts['objects_3d']} anomalous objects located, "
+              f"{engine.counts['objects_without_3d']} without enough valid depth")
+    elif args.depth_topic:
+        print(f"no 3D outputs: {engine.camera.problem}")
     dropped = sum(engine.bad_input.values())
     if dropped:
         print(f"{dropped} input frame(s) could not be used: {dict(engine.bad_input)}")
@@ -260,6 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                               "automatically when the bag has one)")
         sub.add_argument("--depth-topic", default=None, help="aligned depth image topic of a rosbag source")
 
+    def add_camera_info(sub):
+        sub.add_argument("--camera-info-topic", default=None,
+                         help="camera_info of the depth-aligned image, for 3D positions (default: the bag's "
+                              "camera_info beside the depth topic)")
+
     add("plugins", cmd_plugins, "list every plugin by kind, with the package it comes from")
 
     fit = add("fit", cmd_fit, "fit the density models on normal data")
@@ -284,6 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true",
                      help="keep clips that an interrupted earlier run completed (their objects.csv exists)")
     add_topics(run)
+    add_camera_info(run)
+    run.add_argument("--intrinsics", type=Path, default=None, metavar="FILE",
+                     help="camera calibration YAML (as camera_calibration writes it) of the depth-aligned image, "
+                          "for the 3D columns where the source has depth but no camera_info")
 
     evaluation = add("eval", cmd_eval, "compute RBDC/TBDC, frame- and pixel-level metrics of 'run' outputs")
     evaluation.add_argument("pred_dir", type=Path, metavar="PRED_DIR",
@@ -312,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--distribution", choices=("jazzy", "humble"), default="jazzy",
                      help="ROS 2 distribution whose message definitions the bag records (default: jazzy)")
     add_topics(rep)
+    add_camera_info(rep)
 
     demo = add("demo", cmd_demo, "synthesize, fit, run and evaluate: the whole pipeline on generated data")
     demo.add_argument("--output", "-o", type=Path, default=Path("tao_ros_demo"), metavar="DIR",

@@ -44,11 +44,20 @@ OPTIONS: dict[str, Param] = {
                            "'cpu' or 'cuda'/'cuda:N'."),
     "fit_chunk_frames": Param(50, "When fitting on a single clip, held-out training scores leave out chunks "
                                   "of this many frames (several clips: whole clips).", minimum=1),
+    # --- 3D positions (with an aligned depth image and camera intrinsics) ---
+    "depth_min": Param(0.1, "Nearest valid depth reading in metres (the sensor's minimum range); nearer ones "
+                            "are ignored for 3D positions.", minimum=0.0),
+    "depth_max": Param(50.0, "Farthest valid depth reading in metres (the sensor's maximum range).", minimum=0.0),
+    "min_depth_pixels": Param(20, "An object gets a 3D position only from at least this many valid depth "
+                                  "pixels on its surface (else none, counted).", minimum=1),
+    "marker_lifetime": Param(0.5, "Node: seconds an RViz marker of ~/markers stays without an update.",
+                             minimum=0.0),
     # --- ROS 2 node only (the CLI ignores these) ---
     "compressed": Param(False, "Node: subscribe to 'image/compressed' (sensor_msgs/CompressedImage) instead of "
                                "'image'."),
     "use_depth": Param(False, "Node: also subscribe to 'depth' (aligned 16UC1 mm or 32FC1 m), paired with the "
-                              "image by approximate time."),
+                              "image by approximate time, and to 'camera_info' (of the depth-aligned, rectified "
+                              "image) for the 3D outputs."),
     "sync_slop": Param(0.05, "Node: most seconds between an image and the depth image paired with it.",
                        minimum=0.0),
     "qos_reliability": Param("best_effort", "Node: input QoS reliability ('best_effort' as sensor data, or "

@@ -10,6 +10,8 @@ import os
 ARGUMENTS = {
     "image_topic": ("/camera/image_raw", "camera topic (sensor_msgs/Image; with compressed:=true, its /compressed)"),
     "depth_topic": ("/camera/depth/image_raw", "aligned depth topic (16UC1 mm or 32FC1 m), used with use_depth:=true"),
+    "camera_info_topic": ("", "camera_info of the depth-aligned image, for the 3D outputs with use_depth:=true "
+                              "(default: camera_info beside the depth topic)"),
     "profile": ("default", "the package's parameter file to start from: default (weight-free, config/anomaly.yaml) "
                            "or pretrained (config/pretrained.yaml); config:= replaces it"),
     "config": ("", "parameter file (default: the profile's)"),
@@ -44,7 +46,8 @@ OVERRIDES = {
 
 PROFILES = {"default": "anomaly.yaml", "pretrained": "pretrained.yaml"}
 
-CAMERA_KEYS = {"name", "image_topic", "depth_topic", "use_depth", "compressed", "config", "model_path", "device"}
+CAMERA_KEYS = {"name", "image_topic", "depth_topic", "camera_info_topic", "use_depth", "compressed", "config",
+               "model_path", "device"}
 """Keys of a camera entry of multi_camera.launch.py's YAML list."""
 
 
@@ -59,9 +62,12 @@ def parse(value, kind: type):
     return value
 
 
-def remappings(image_topic: str, depth_topic: str) -> list[tuple[str, str]]:
+def remappings(image_topic: str, depth_topic: str, camera_info_topic: str = "") -> list[tuple[str, str]]:
+    """The node's inputs -> topics; camera_info defaults to the one beside the depth topic (as
+    drivers publish them: ``/camera/aligned_depth_to_color/{image_raw,camera_info}``)."""
+    beside_depth = depth_topic.rsplit("/", 1)[0] + "/camera_info" if "/" in depth_topic else "camera_info"
     return [("image", image_topic), ("image/compressed", image_topic.rstrip("/") + "/compressed"),
-            ("depth", depth_topic)]
+            ("depth", depth_topic), ("camera_info", camera_info_topic or beside_depth)]
 
 
 def anomaly_node(values: dict[str, str], share: str) -> dict:
@@ -77,7 +83,7 @@ def anomaly_node(values: dict[str, str], share: str) -> dict:
     return {"package": "tao_ros", "executable": "anomaly_node", "name": values["node_name"],
             "namespace": values["namespace"], "output": "screen", "emulate_tty": True,
             "parameters": [config_file, parameters],
-            "remappings": remappings(values["image_topic"], values["depth_topic"]),
+            "remappings": remappings(values["image_topic"], values["depth_topic"], values["camera_info_topic"]),
             "arguments": ["--ros-args", "--log-level", values["log_level"]]}
 
 
@@ -100,5 +106,6 @@ def camera_nodes(entries, share: str, use_sim_time: bool, source: str = "cameras
                       "namespace": camera["name"], "output": "screen", "emulate_tty": True,
                       "parameters": [camera.get("config", os.path.join(share, "config", "anomaly.yaml")),
                                      {"use_sim_time": use_sim_time, **overrides}],
-                      "remappings": remappings(camera["image_topic"], camera.get("depth_topic", "depth"))})
+                      "remappings": remappings(camera["image_topic"], camera.get("depth_topic", "depth"),
+                                               camera.get("camera_info_topic", ""))})
     return nodes

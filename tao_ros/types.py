@@ -154,6 +154,8 @@ class FrameResult:
             belongs to (as in ``detections.ids``), 0 = background.
         instance_ids: optional [K] ids of the objects present in ``instance_mask``.
         instance_scores: optional [K] anomaly score of each instance (its object's latest score).
+        foreground: optional [H, W] bool foreground mask of the detector (the pixels of objects
+            without a segmenter mask, for their 3D position).
     """
 
     frame_index: int
@@ -167,3 +169,4 @@ class FrameResult:
     instance_mask: np.ndarray | None = None
     instance_ids: np.ndarray | None = None
     instance_scores: np.ndarray | None = None
+    foreground: np.ndarray | None = None

@@ -364,3 +364,66 @@ def test_rates_are_over_the_last_seconds_and_a_stalled_camera_shows_zero(engine,
     values = engine.diagnostics()
     assert values["input_rate_hz"] == "0.00" and values["processed_rate_hz"] == "0.00"
     assert "no camera image for 6 s" in values["status"]
+
+
+def camera_info_msg(intrinsics, t=0, **fields):
+    k = np.array([intrinsics.fx, 0, intrinsics.cx, 0, intrinsics.fy, intrinsics.cy, 0, 0, 1.0])
+    values = dict(width=intrinsics.width, height=intrinsics.height, distortion_model="plumb_bob", d=np.zeros(5), k=k,
+                  r=np.eye(3).reshape(-1), p=np.zeros(12))
+    values.update(fields)
+    return TYPES.new("sensor_msgs/msg/CameraInfo", header=make_header(TYPES, t, "cam"), **values)
+
+
+def test_3d_detections_are_where_the_anomalous_objects_are_stamped_like_their_frame(fitted_pipeline, tmp_path):
+    from tao_ros.eval.location import instance_under, location_errors, true_extents
+    from tao_ros.eval.synth import Camera
+
+    engine = depth_engine(fitted_pipeline, tmp_path)
+    intrinsics = Camera().intrinsics()
+    engine.submit_camera_info(camera_info_msg(intrinsics))
+    errors, published = [], 0
+    for t, (image, depth, instances, anomalous_ids) in enumerate(FRAMES):
+        outputs = run(engine, InputFrame(image_msg(t), depth_msg(t, depth)))
+        messages = engine.messages(outputs, TYPES, markers=t % 2 == 0)
+        assert ("~/markers" in messages) == (t % 2 == 0)
+        located = messages["~/detections_3d"]
+        assert located.header.stamp == messages["~/detections"].header.stamp and located.header.frame_id == "cam"
+        boxes = {d.id: d.bbox for d in messages["~/detections"].detections}
+        anomalous = np.where(np.isin(instances, list(anomalous_ids)), instances, 0)
+        truth = true_extents(anomalous, depth, intrinsics)
+        for detection in located.detections:
+            published += 1
+            box = boxes[detection.id]  # the same id as the 2D detection
+            x, y, w, h = box.center.position.x, box.center.position.y, box.size_x, box.size_y
+            true_id = int(instance_under(np.array([[x - w / 2, y - h / 2, x + w / 2, y + h / 2]]), anomalous)[0])
+            if true_id:
+                position = detection.bbox.center.position
+                errors.append(location_errors([position.x, position.y, position.z], [0, 0, 0], *truth[true_id])[1])
+    assert len(errors) >= 10 and np.median(errors) < 0.05, errors
+    assert engine.counts["objects_3d"] == published and engine.counts["objects_without_3d"] == 0
+    assert not any("3D" in problem for problem in engine.problems())
+
+
+def test_without_a_valid_camera_info_the_2d_outputs_go_on_and_the_diagnostics_say_why(fitted_pipeline, tmp_path):
+    from tao_ros.eval.synth import Camera
+
+    engine = depth_engine(fitted_pipeline, tmp_path)
+    image, depth, *_ = FRAMES[12]
+
+    def outputs_of(t):
+        messages = engine.messages(run(engine, InputFrame(image_msg(t), depth_msg(t, depth))), TYPES)
+        assert "~/detections" in messages and "~/anomaly_mask" in messages
+        return messages
+
+    assert "~/detections_3d" not in outputs_of(0)
+    assert not any("3D" in p for p in engine.problems())  # not missing for long yet
+    engine.camera.started -= 10
+    assert any("no 3D outputs: no camera_info received" in p for p in engine.problems())
+    engine.submit_camera_info(camera_info_msg(Camera().intrinsics(), k=np.zeros(9)))
+    assert engine.bad_input["camera_info"] == 1 and "~/detections_3d" not in outputs_of(1)
+    assert any("invalid camera_info" in p and "not calibrated" in p for p in engine.problems())
+    engine.submit_camera_info(camera_info_msg(Camera(width=720, height=480).intrinsics()))
+    assert "~/detections_3d" not in outputs_of(2)
+    assert any("720x480 images but the depth image is 360x240" in p for p in engine.problems())
+    engine.submit_camera_info(camera_info_msg(Camera().intrinsics()))
+    assert "~/detections_3d" in outputs_of(3) and not any("3D" in p for p in engine.problems())

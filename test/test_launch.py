@@ -36,7 +36,11 @@ def test_the_node_gets_the_remappings_profile_and_only_the_overrides_given():
                          "use_sim_time": "true", "profile": "pretrained"}, "/share/tao_ros")
     assert node["namespace"] == "front" and node["name"] == "anomaly_node"
     assert node["remappings"] == [("image", "/front/color/"), ("image/compressed", "/front/color/compressed"),
-                                  ("depth", "/front/aligned_depth")]
+                                  ("depth", "/front/aligned_depth"), ("camera_info", "/front/camera_info")]
+    realsense = anomaly_node({**DEFAULTS, "depth_topic": "/camera/aligned_depth_to_color/image_raw"}, "/s")
+    assert realsense["remappings"][-1] == ("camera_info", "/camera/aligned_depth_to_color/camera_info")
+    named = anomaly_node({**DEFAULTS, "camera_info_topic": "/rgb/camera_info"}, "/s")
+    assert named["remappings"][-1] == ("camera_info", "/rgb/camera_info")
     config_file, overrides = node["parameters"]
     assert config_file == "/share/tao_ros/config/pretrained.yaml"
     assert overrides == {"use_sim_time": True, "use_depth": True, "open_set.weights": "/models/yolo.onnx"}

@@ -26,13 +26,15 @@ from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
 from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-from vision_msgs.msg import Detection2DArray  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from vision_msgs.msg import Detection2DArray, Detection3DArray  # noqa: E402
+from visualization_msgs.msg import MarkerArray  # noqa: E402
 
 from tao_ros.config import DEFAULT_CONFIG_PATH  # noqa: E402
 from tao_ros.io.messages import MessageTypes, make_header, numpy_to_image  # noqa: E402
 
-FRAMES = [f[0] for f in scene_frames(7, 30, anomalies=True)]
+SCENE = scene_frames(7, 30, anomalies=True)
+FRAMES = [f[0] for f in SCENE]
 
 
 @pytest.fixture
@@ -357,3 +359,54 @@ def test_a_misspelled_parameter_is_refused_at_configure_with_the_nearest_name(pe
     finally:
         output = stop(process)
     assert "Traceback" not in output, output
+
+
+def test_image_depth_and_camera_info_in_3d_detections_and_markers_out_over_dds(peer, model):
+    from tao_ros.eval.location import instance_under, location_errors, true_extents
+    from tao_ros.eval.synth import Camera
+
+    process = start_node(f"model_path:={model}", "use_depth:=true")
+    node, executor = peer
+    received = {"detections": [], "detections_3d": [], "markers": []}
+    for name, msg_type in (("detections", Detection2DArray), ("detections_3d", Detection3DArray),
+                           ("markers", MarkerArray)):
+        node.create_subscription(msg_type, f"/anomaly_node/{name}", lambda m, n=name: received[n].append(m), 50)
+    images, depths = node.create_publisher(Image, "/image", 10), node.create_publisher(Image, "/depth", 10)
+    infos = node.create_publisher(CameraInfo, "/camera_info", 10)
+    intrinsics = Camera().intrinsics()
+    types = MessageTypes.from_rclpy()
+    truth_by_stamp = {}
+    try:
+        assert spin_until(executor, lambda: all(p.get_subscription_count() for p in (images, depths, infos)))
+        for t, (image, depth, instances, anomalous_ids) in enumerate(SCENE):
+            header = make_header(types, (t + 1) * 10**9, "camera_optical_frame")
+            info = CameraInfo(header=header, width=intrinsics.width, height=intrinsics.height,
+                              distortion_model="plumb_bob", d=[0.0] * 5,
+                              k=[intrinsics.fx, 0.0, intrinsics.cx, 0.0, intrinsics.fy, intrinsics.cy, 0.0, 0.0, 1.0])
+            infos.publish(info)
+            depths.publish(numpy_to_image(types, header, depth, "32FC1"))
+            images.publish(numpy_to_image(types, header, image, "bgr8"))
+            anomalous = np.where(np.isin(instances, list(anomalous_ids)), instances, 0)
+            truth_by_stamp[t + 1] = (anomalous, true_extents(anomalous, depth, intrinsics))
+            spin_until(executor, lambda: len(received["detections"]) > t, timeout=5.0)
+        assert spin_until(executor, lambda: sum(len(m.detections) for m in received["detections_3d"]) >= 5)
+    finally:
+        output = stop(process)
+    assert "Traceback" not in output, output
+    boxes = {(m.header.stamp.sec, d.id): d.bbox for m in received["detections"] for d in m.detections}
+    errors = []
+    for message in received["detections_3d"]:
+        stamp = message.header.stamp.sec
+        assert stamp in truth_by_stamp and message.header.frame_id == "camera_optical_frame"
+        anomalous, truth = truth_by_stamp[stamp]
+        for detection in message.detections:
+            box = boxes[(stamp, detection.id)]  # every 3D detection is a published 2D one, same id
+            x, y, w, h = box.center.position.x, box.center.position.y, box.size_x, box.size_y
+            true_id = int(instance_under(np.array([[x - w / 2, y - h / 2, x + w / 2, y + h / 2]]), anomalous)[0])
+            if true_id:
+                p = detection.bbox.center.position
+                errors.append(location_errors([p.x, p.y, p.z], [0, 0, 0], *truth[true_id])[1])
+    assert errors and np.median(errors) < 0.05, errors
+    assert received["markers"], "the peer subscribes to ~/markers, so they are made"
+    assert received["markers"][-1].markers[0].action == 3  # DELETEALL, then the objects' boxes and labels
+    assert {m.markers[0].header.stamp.sec for m in received["markers"]} <= set(truth_by_stamp)

@@ -10,7 +10,7 @@ from tao_ros.io.messages import MessageTypes
 
 ROOT = Path(__file__).resolve().parent.parent
 ROS_PACKAGES = {"rclpy", "std_msgs", "builtin_interfaces", "geometry_msgs", "sensor_msgs", "vision_msgs", "std_srvs",
-                "diagnostic_msgs", "rcl_interfaces", "lifecycle_msgs", "launch", "launch_ros", "ament_index_python"}
+                "diagnostic_msgs", "visualization_msgs", "rcl_interfaces", "lifecycle_msgs", "launch", "launch_ros", "ament_index_python"}
 ROSDEP_KEYS = {"numpy": "python3-numpy", "scipy": "python3-scipy", "sklearn": "python3-sklearn",
                "cv2": "python3-opencv", "yaml": "python3-yaml", "tqdm": "python3-tqdm", "pluggy": "python3-pluggy",
                "matplotlib": "python3-matplotlib"}
@@ -20,7 +20,7 @@ PIP_ONLY = {"rosbags", "torch", "torchvision", "ultralytics", "sam2", "hydra",  
 
 def imported_modules() -> set[str]:
     """Top-level modules imported by the package and its launch files, plus the message packages
-    ``MessageTypes.from_rclpy`` imports by name."""
+    ``MessageTypes.from_rclpy`` imports by name (``RCLPY_TYPES``)."""
     modules = set()
     for path in [*ROOT.joinpath("tao_ros").rglob("*.py"), *ROOT.joinpath("launch").glob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
@@ -28,11 +28,7 @@ def imported_modules() -> set[str]:
                 modules |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 modules.add(node.module.split(".")[0])
-    source = ast.parse(Path(ROOT / "tao_ros/io/messages.py").read_text())
-    by_name = [n for n in ast.walk(source) if isinstance(n, ast.FunctionDef) and n.name == MessageTypes.from_rclpy.__name__]
-    modules |= {c.value.split("/")[0] for c in ast.walk(by_name[0]) if isinstance(c, ast.Constant)
-                and isinstance(c.value, str) and "/msg/" in c.value}
-    return modules
+    return modules | {name.split("/")[0] for name in MessageTypes.RCLPY_TYPES}
 
 
 def test_exec_depends_are_exactly_the_imports():

@@ -274,7 +274,7 @@ def test_one_id_per_object_in_detections_instance_mask_and_objects_csv(id_style)
     from tao_ros.builtin.motion import MotionDetector
     from tao_ros.config import load_config
     from tao_ros.core.pipeline import AnomalyPipeline
-    from tao_ros.io.outputs import segmented_rows
+    from tao_ros.io.outputs import object_rows
     from tao_ros.plugins import PluginRegistry
     from tao_ros.ros.outputs import anomalous_objects
     from tao_ros.types import UNTRACKED
@@ -302,8 +302,10 @@ def test_one_id_per_object_in_detections_instance_mask_and_objects_csv(id_style)
         boxes, published, _, _ = anomalous_objects(result)
         pixel_values = set(np.unique(result.instance_mask).tolist()) - {0}
         assert set(published.tolist()) == pixel_values  # Detection2D.id = the value of its pixels
-        for row in segmented_rows(result):
-            assert (result.instance_mask == row[1]).any() and row[1] in set(ids.tolist()) | pixel_values
+        tracked = set(result.instance_ids.tolist())
+        for object_id, _, _ in object_rows(result):
+            assert object_id in set(ids.tolist()) | pixel_values
+            assert (result.instance_mask == object_id).any() == (object_id in tracked)
         segmented += len(published)
         for own, public in zip(pipeline.detector.plugin.own_ids.tolist(), ids.tolist()):
             own_to_public.setdefault(own, set()).add(public)

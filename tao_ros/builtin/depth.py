@@ -4,27 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from tao_ros.core.localization import depth_in_metres
 from tao_ros.errors import InputError
 from tao_ros.hookspecs import Param, hookimpl
 from tao_ros.types import Detections, FrameContext
-
-
-def depth_in_metres(depth: np.ndarray) -> np.ndarray:
-    """[H, W] depth image -> [H, W] float32 metres, NaN where unknown.
-
-    uint16 images are millimetres (ROS 16UC1) and 0 means unknown; float images are metres
-    (ROS 32FC1) and 0, NaN and inf mean unknown.
-    """
-    depth = np.asarray(depth)
-    if depth.dtype == np.uint16:
-        metres = depth.astype(np.float32) / 1000.0
-    elif np.issubdtype(depth.dtype, np.floating):
-        metres = depth.astype(np.float32, copy=True)
-    else:
-        raise InputError(f"depth image of dtype {depth.dtype}: expected uint16 millimetres (16UC1) or "
-                         "float metres (32FC1)")
-    metres[~np.isfinite(metres) | (metres <= 0)] = np.nan
-    return metres
 
 
 class DepthImageSource:

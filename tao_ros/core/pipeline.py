@@ -222,7 +222,7 @@ class AnomalyPipeline:
         merged, merged_scores = self._merge(detections[anomalous], scores[anomalous])
         prompts = self.prompts.update(context.frame_index, merged, merged_scores)
         result = FrameResult(context.frame_index, detections, scores, feature_scores, anomalous, merged,
-                             merged_scores, prompts)
+                             merged_scores, prompts, foreground=context.foreground)
         segmenting = time.perf_counter()
         self.timings["score"] = segmenting - scoring
         if self.segmenter is not None:

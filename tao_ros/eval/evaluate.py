@@ -13,7 +13,7 @@ from tao_ros.errors import InputError
 from tao_ros.eval.groundtruth import ClipTruth
 from tao_ros.eval.metrics import (Detection, PixelAccumulator, frame_score_40_percent, mask_iou, rbdc_tbdc,
                                   roc_auc)
-from tao_ros.io.outputs import OBJECTS_HEADER
+from tao_ros.io.outputs import LOCATION_HEADER, OBJECTS_HEADER
 
 
 @dataclass
@@ -33,14 +33,15 @@ def read_objects_csv(path: Path, num_frames: int | None = None) -> ClipPredictio
     with open(path, newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
-        if header != OBJECTS_HEADER:
-            raise InputError(f"{path}:1: header must be {','.join(OBJECTS_HEADER)}, got {header}")
+        if header not in (OBJECTS_HEADER, OBJECTS_HEADER + LOCATION_HEADER):
+            raise InputError(f"{path}:1: header must be {','.join(OBJECTS_HEADER)} (optionally followed by "
+                             f"{','.join(LOCATION_HEADER)}), got {header}")
         for line, row in enumerate(reader, start=2):
-            if len(row) != len(OBJECTS_HEADER):
-                raise InputError(f"{path}:{line}: expected {len(OBJECTS_HEADER)} values, got {len(row)}")
+            if len(row) != len(header):
+                raise InputError(f"{path}:{line}: expected {len(header)} values, got {len(row)}")
             try:
                 frame, object_id = int(row[0]), int(row[1])
-                x1, y1, x2, y2, score = (float(v) for v in row[2:])
+                x1, y1, x2, y2, score = (float(v) for v in row[2:7])
             except ValueError:
                 raise InputError(f"{path}:{line}: non-numeric value in {row}") from None
             if frame < 0 or (num_frames is not None and frame >= num_frames):

@@ -6,7 +6,7 @@ a large crate), objects entering mid-clip and overlapping objects. Rendering is 
 projection, so sizes and image speeds follow perspective, and the aligned depth image is exact.
 
 Topics: ``/camera/image_raw`` (bgr8), ``/camera/depth/image_raw`` (32FC1 metres),
-``/ground_truth/anomaly_instances`` (mono16: track id of each anomalous pixel, 0 elsewhere) and
+``/camera/camera_info`` (the exact pinhole intrinsics, no distortion), ``/ground_truth/anomaly_instances`` (mono16: track id of each anomalous pixel, 0 elsewhere) and
 ``/ground_truth/instances`` (mono16: every object's track id). Seeded and deterministic.
 """
 
@@ -21,6 +21,7 @@ from tao_ros.errors import InputError
 
 CAMERA_TOPIC = "/camera/image_raw"
 DEPTH_TOPIC = "/camera/depth/image_raw"
+CAMERA_INFO_TOPIC = "/camera/camera_info"
 GT_ANOMALY_TOPIC = "/ground_truth/anomaly_instances"
 GT_INSTANCES_TOPIC = "/ground_truth/instances"
 FRAME_ID = "camera_optical_frame"
@@ -50,6 +51,13 @@ class Camera:
     focal: float = 260.0
     mount_height: float = 3.0
     horizon_row: float = 50.0
+
+    def intrinsics(self):
+        """The exact pinhole intrinsics of the rendering (``core.localization.Intrinsics``): the
+        optical axis is horizontal, through column width / 2 and the horizon row."""
+        from tao_ros.core.localization import Intrinsics
+
+        return Intrinsics(self.focal, self.focal, self.width / 2, self.horizon_row, self.width, self.height)
 
     def project(self, x: float, z: float) -> tuple[float, float]:
         """Ground point -> (column, row) of its image."""
@@ -172,7 +180,7 @@ def write_scene_bag(path: Path, scene: Scene, storage: str = "sqlite3", camera_o
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
 
-    from tao_ros.io.messages import numpy_to_image_fields
+    from tao_ros.io.messages import MessageTypes, numpy_to_image_fields
 
     path = Path(path)
     if path.exists():
@@ -184,6 +192,12 @@ def write_scene_bag(path: Path, scene: Scene, storage: str = "sqlite3", camera_o
     with Writer(path, version=9, storage_plugin=plugin) as writer:
         names = (CAMERA_TOPIC,) if camera_only else (DEPTH_TOPIC, CAMERA_TOPIC, GT_ANOMALY_TOPIC, GT_INSTANCES_TOPIC)
         topics = {topic: writer.add_connection(topic, "sensor_msgs/msg/Image", typestore=typestore) for topic in names}
+        if not camera_only:
+            info_connection = writer.add_connection(CAMERA_INFO_TOPIC, "sensor_msgs/msg/CameraInfo", typestore=typestore)
+        camera = scene.camera.intrinsics()
+        k = np.array([camera.fx, 0, camera.cx, 0, camera.fy, camera.cy, 0, 0, 1], dtype=np.float64)
+        p = np.array([camera.fx, 0, camera.cx, 0, 0, camera.fy, camera.cy, 0, 0, 0, 1, 0], dtype=np.float64)
+        types = MessageTypes.from_typestore(typestore)
         for t, (image, depth, instances, anomalous_ids) in enumerate(scene.render()):
             stamp_ns = 1_700_000_000_000_000_000 + int(t * 1e9 / scene.FPS)
             header = Header(stamp=Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000),
@@ -197,6 +211,10 @@ def write_scene_bag(path: Path, scene: Scene, storage: str = "sqlite3", camera_o
                     continue
                 msg = Image(header=header, **numpy_to_image_fields(array, encoding))
                 writer.write(topics[topic], stamp_ns, typestore.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+            if not camera_only:
+                info = types.new("sensor_msgs/msg/CameraInfo", header=header, width=camera.width, height=camera.height,
+                                 distortion_model="plumb_bob", d=np.zeros(5), k=k, r=np.eye(3).reshape(-1), p=p)
+                writer.write(info_connection, stamp_ns, typestore.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"))
     return path
 
 

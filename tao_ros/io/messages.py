@@ -109,33 +109,63 @@ class MessageTypes:
     builder makes messages for the live node and for bags alike.
 
     ``raw_bytes`` says how a uint8[] field is given: bytes for rclpy, a numpy array for rosbags.
+    ``new`` builds a message from the fields that matter, the others at their defaults (rclpy
+    classes have them; rosbags classes need every field, filled here from the typestore).
     """
 
-    def __init__(self, classes: dict[str, type], raw_bytes: bool):
+    RCLPY_TYPES = ("std_msgs/msg/Header", "builtin_interfaces/msg/Time", "builtin_interfaces/msg/Duration",
+                   "std_msgs/msg/ColorRGBA", "sensor_msgs/msg/Image",
+                   "vision_msgs/msg/Detection2DArray", "vision_msgs/msg/Detection2D",
+                   "vision_msgs/msg/Detection3DArray", "vision_msgs/msg/Detection3D", "vision_msgs/msg/BoundingBox3D",
+                   "vision_msgs/msg/ObjectHypothesisWithPose", "vision_msgs/msg/ObjectHypothesis",
+                   "vision_msgs/msg/BoundingBox2D", "vision_msgs/msg/Pose2D", "vision_msgs/msg/Point2D",
+                   "geometry_msgs/msg/PoseWithCovariance", "geometry_msgs/msg/Pose", "geometry_msgs/msg/Point",
+                   "geometry_msgs/msg/Quaternion", "geometry_msgs/msg/Vector3",
+                   "visualization_msgs/msg/Marker", "visualization_msgs/msg/MarkerArray")
+
+    def __init__(self, classes: dict[str, type], raw_bytes: bool, fielddefs: dict | None = None):
         self.classes = classes
         self.raw_bytes = raw_bytes
+        self.fielddefs = fielddefs
 
     @classmethod
     def from_typestore(cls, store) -> MessageTypes:
-        return cls(store.types, raw_bytes=False)
+        return cls(store.types, raw_bytes=False, fielddefs=store.fielddefs)
 
     @classmethod
     def from_rclpy(cls) -> MessageTypes:
         import importlib
 
         classes = {}
-        for name in ("std_msgs/msg/Header", "builtin_interfaces/msg/Time", "sensor_msgs/msg/Image",
-                     "vision_msgs/msg/Detection2DArray", "vision_msgs/msg/Detection2D",
-                     "vision_msgs/msg/ObjectHypothesisWithPose", "vision_msgs/msg/ObjectHypothesis",
-                     "vision_msgs/msg/BoundingBox2D", "vision_msgs/msg/Pose2D", "vision_msgs/msg/Point2D",
-                     "geometry_msgs/msg/PoseWithCovariance", "geometry_msgs/msg/Pose", "geometry_msgs/msg/Point",
-                     "geometry_msgs/msg/Quaternion"):
+        for name in cls.RCLPY_TYPES:
             package, _, type_name = name.split("/")
             classes[name] = getattr(importlib.import_module(f"{package}.msg"), type_name)
         return cls(classes, raw_bytes=True)
 
     def __getitem__(self, name: str) -> type:
         return self.classes[name]
+
+    def new(self, name: str, **fields):
+        """Message ``name`` with ``fields``, every other field at its default (0, '', empty)."""
+        if self.fielddefs is not None:
+            for field_name, description in self.fielddefs[name][1]:
+                if field_name not in fields:
+                    fields[field_name] = self._default(description)
+        return self[name](**fields)
+
+    def _default(self, description):
+        from rosbags.interfaces import Nodetype
+
+        kind, detail = description
+        if kind == Nodetype.BASE:
+            return "" if detail[0] == "string" else False if detail[0] == "bool" else 0
+        if kind == Nodetype.NAME:
+            return self.new(detail)
+        element, length = detail
+        if element[0] == Nodetype.BASE and element[1][0] != "string":
+            dtype = {"bool": np.bool_, "byte": np.uint8, "char": np.uint8}.get(element[1][0], element[1][0])
+            return np.zeros(length if kind == Nodetype.ARRAY else 0, dtype=dtype)
+        return [self._default(element) for _ in range(length if kind == Nodetype.ARRAY else 0)]
 
 
 def make_header(types: MessageTypes, stamp_ns: int, frame_id: str):

@@ -11,17 +11,25 @@ from pathlib import Path
 import numpy as np
 
 from tao_ros.core.instances import instance_boxes
+from tao_ros.core.localization import DepthRange, Intrinsics, locate_objects
 from tao_ros.errors import InputError
 from tao_ros.types import FrameResult
 
 OBJECTS_HEADER = ["frame", "object_id", "x1", "y1", "x2", "y2", "score"]
+LOCATION_HEADER = ["x", "y", "z", "size_x", "size_y", "size_z", "depth_pixels"]
+"""Columns added when the clip has depth and intrinsics: centre and extent in the camera's optical
+frame (metres), and the valid depth pixels they come from; empty for an object without a position."""
 
 
-def segmented_rows(result: FrameResult) -> list[list]:
-    """Rows for objects the segmenter tracks: boxes derived from their masks (written under the
-    object id, the value its pixels have in masks/), their objects' scores."""
-    return [[result.frame_index, object_id, *(int(v) for v in box), f"{score:.6g}"]
-            for object_id, box, score in instance_boxes(result) if np.isfinite(score)]
+def object_rows(result: FrameResult) -> list[tuple[int, np.ndarray, float]]:
+    """(object id, [4] box, score) per object of the frame: those the segmenter tracks with the boxes
+    of their masks (the object id is the value of their pixels in masks/), the other detected
+    objects with their detector boxes."""
+    segmented = [(object_id, box, score) for object_id, box, score in instance_boxes(result) if np.isfinite(score)]
+    tracked = set() if result.instance_ids is None else set(result.instance_ids.tolist())
+    detected = [(int(object_id), box, float(score)) for object_id, box, score
+                in zip(result.detections.ids, result.detections.xyxy, result.scores) if int(object_id) not in tracked]
+    return detected + segmented
 
 
 def ensure_writable(folder: Path) -> Path:
@@ -62,25 +70,36 @@ class ClipWriter:
     for the source that wrote it (``completed_by``).
     """
 
-    def __init__(self, folder: Path, source: Path | str | None = None):
+    def __init__(self, folder: Path, source: Path | str | None = None, intrinsics: Intrinsics | None = None,
+                 depth_range: DepthRange = DepthRange()):
         self.source = None if source is None else str(Path(source).resolve())
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.intrinsics, self.depth_range = intrinsics, depth_range
         self.partial = self.folder / "objects.csv.partial"
         self.handle = open(self.partial, "w", newline="")
         self.writer = csv.writer(self.handle)
-        self.writer.writerow(OBJECTS_HEADER)
+        self.writer.writerow(OBJECTS_HEADER + (LOCATION_HEADER if intrinsics is not None else []))
+        self.located = self.not_located = 0  # objects given a 3D position or not (frames with depth)
 
-    def write(self, result: FrameResult) -> None:
-        segmented = segmented_rows(result)
-        tracked = set() if result.instance_ids is None else set(result.instance_ids.tolist())
-        for i in range(len(result.detections)):
-            object_id = int(result.detections.ids[i])
-            if object_id in tracked:
-                continue
-            x1, y1, x2, y2 = (int(round(v)) for v in result.detections.xyxy[i])
-            self.writer.writerow([result.frame_index, object_id, x1, y1, x2, y2, f"{result.scores[i]:.6g}"])
-        self.writer.writerows(segmented)
+    def write(self, result: FrameResult, depth: np.ndarray | None = None) -> None:
+        """The frame's rows; with intrinsics, 3D columns from ``depth`` (empty in frames without)."""
+        rows = object_rows(result)
+        cells = [[result.frame_index, object_id, *(int(round(v)) for v in box), f"{score:.6g}"]
+                 for object_id, box, score in rows]
+        if self.intrinsics is not None:
+            located = None
+            if depth is not None and rows:
+                located = locate_objects(result, np.array([box for _, box, _ in rows]),
+                                         np.array([i for i, _, _ in rows]), depth, self.intrinsics, self.depth_range)
+                self.located += int(located.located.sum())
+                self.not_located += int((~located.located).sum())
+            for i, row in enumerate(cells):
+                if located is not None and located.located[i]:
+                    row += [f"{v:.4f}" for v in (*located.centre[i], *located.size[i])] + [int(located.pixels[i])]
+                else:
+                    row += [""] * len(LOCATION_HEADER)
+        self.writer.writerows(cells)
         if result.instance_mask is not None:
             import cv2
 

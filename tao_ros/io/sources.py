@@ -40,6 +40,7 @@ class Clip:
     length: int | None = None
     image_topic: str | None = None
     depth_topic: str | None = None
+    camera_info_topic: str | None = None  # of a bag with depth: its sensor_msgs/CameraInfo topic, if any
     skipped: list[str] = field(default_factory=list)
 
     def frames(self) -> Iterator[StreamFrame]:
@@ -130,7 +131,8 @@ def open_clips(source: str | Path, image_topic: str | None = None, depth_topic: 
     if is_bag(path):
         topic, depth, length = find_topics(path, image_topic, depth_topic)
         name = path.stem if path.is_file() else path.name
-        return [Clip(own + name, path, "bag", length, topic, depth)]
+        info = find_camera_info_topic(path, depth) if depth is not None else None
+        return [Clip(own + name, path, "bag", length, topic, depth, info)]
     if path.is_file():
         if path.suffix.lower() not in VIDEO_SUFFIXES:
             raise InputError(f"{path}: not a video ({', '.join(sorted(VIDEO_SUFFIXES))}), frame folder or rosbag2")
@@ -178,6 +180,35 @@ def find_topics(path: Path, image_topic: str | None, depth_topic: str | None) ->
         if depth_topic is not None and depth_topic not in topics:
             raise InputError(f"{path}: no topic {depth_topic!r}; image topics are {images}")
         return image_topic, depth_topic, topics[image_topic].msgcount
+
+
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+
+
+def find_camera_info_topic(path: Path, depth_topic: str) -> str | None:
+    """The bag's camera_info topic for ``depth_topic``: the one beside it (``/camera/depth/camera_info``
+    for ``/camera/depth/image_raw``), else the bag's only one, else one beside the depth topic's
+    parent (``/camera/camera_info``); None if the bag has no unambiguous one."""
+    from rosbags.highlevel import AnyReader
+
+    with AnyReader([path]) as reader:
+        infos = sorted({c.topic for c in reader.connections if c.msgtype == CAMERA_INFO_TYPE})
+    folder = depth_topic.rsplit("/", 1)[0]
+    for candidate in (f"{folder}/camera_info", f"{folder.rsplit('/', 1)[0]}/camera_info"):
+        if candidate in infos:
+            return candidate
+    return infos[0] if len(infos) == 1 else None
+
+
+def first_camera_info(path: Path, topic: str):
+    """The first message of a bag's camera_info ``topic`` (a fixed camera's calibration), None if it has none."""
+    from rosbags.highlevel import AnyReader
+
+    with AnyReader([path]) as reader:
+        connections = [c for c in reader.connections if c.topic == topic]
+        for connection, _, raw in reader.messages(connections=connections):
+            return reader.deserialize(raw, connection.msgtype)
+    return None
 
 
 def paired_messages(reader, image_topic: str, depth_topic: str | None, max_pending: int = 64

@@ -25,6 +25,20 @@ def default_model_path(node_name: str = "/anomaly_node") -> Path:
         / "model.npz"
 
 
+def load_model(pipeline: AnomalyPipeline, config: Config, path: Path) -> str:
+    """Load the model at ``path`` into ``pipeline`` if it exists (``config``'s model_path then names
+    it); returns the node's status: detecting, or what to do to get a model."""
+    if path.exists():
+        pipeline.load(path)
+        config.options["model_path"] = str(path)
+        return "detecting"
+    if config.model_path:  # where the calibrated model is to go: the robot has not learned normal yet
+        status = f"no model yet: call ~/calibrate to create {config.model_path}"
+        log.warning(status)
+        return status
+    return f"no model: call ~/calibrate (saves to {path}) or set model_path"
+
+
 class Recording:
     """Normal frames recorded for a calibration, compressed: JPEG image and, where the depth source
     reads it, the depth image as 16-bit millimetre PNG; a few tens of kB a frame instead of
@@ -42,7 +56,7 @@ class Recording:
     def add(self, frame: StreamFrame) -> None:
         import cv2
 
-        from tao_ros.builtin.depth import depth_in_metres
+        from tao_ros.core.localization import depth_in_metres
 
         jpeg = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, 95])[1]
         depth = None

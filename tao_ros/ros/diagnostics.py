@@ -107,7 +107,7 @@ def free_gpu_memory() -> None:
 
 
 COUNTERS = ("received", "processed", "dropped_stale", "without_depth", "repeated_stamps", "time_jumps_back",
-            "stream_restarts", "discarded_after_restart", "pipeline_errors")
+            "stream_restarts", "discarded_after_restart", "pipeline_errors", "objects_3d", "objects_without_3d")
 
 
 def report(status: str, problems: list[str], liveness: Liveness, counts: Counter, bad_input: Counter,

@@ -24,11 +24,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tao_ros.config import Config
+from tao_ros.core.localization import DepthRange
 from tao_ros.core.pipeline import AnomalyPipeline, StreamFrame
 from tao_ros.errors import InputError
 from tao_ros.io.messages import MessageTypes
 from tao_ros.ros.arrival import Arrivals
-from tao_ros.ros.calibration import Recording, default_model_path, fit_recording
+from tao_ros.ros.calibration import Recording, default_model_path, fit_recording, load_model
+from tao_ros.ros.camera import CameraInfoState
 from tao_ros.ros.decoding import BadFrame, decode_frame
 from tao_ros.ros.diagnostics import Latency, Liveness, ThrottledLog, report
 from tao_ros.ros.handoff import FrameOutputs, InputFrame
@@ -58,23 +60,16 @@ class AnomalyEngine:
         self.recording: Recording | None = None
         # live image and depth topics are paired there, as bags are (no message_filters)
         self.arrivals = Arrivals(config, self.counts, self.warnings, self.liveness, self.restart_stream)
+        self.camera = CameraInfoState(self.bad_input, self.warnings)  # intrinsics for the 3D outputs
         self.slot = self.arrivals.slot
-        self.submit, self.submit_image, self.submit_depth = \
-            self.arrivals.submit, self.arrivals.image, self.arrivals.depth
+        self.submit, self.submit_image, self.submit_depth, self.submit_camera_info = \
+            self.arrivals.submit, self.arrivals.image, self.arrivals.depth, self.camera.update
         self._pipeline_stream = 0  # the stream the pipeline's state belongs to
         self._processing = threading.Lock()  # held while a frame is in the pipeline
         self.last_stamp: int | None = None  # stamp of the last frame processed in this stream
         self.last_size: tuple[int, int] | None = None
         self.node_name = node_name
-        if self.model_path.exists():
-            self.pipeline.load(self.model_path)
-            config.options["model_path"] = str(self.model_path)
-            self.status = "detecting"
-        elif config.model_path:  # where the calibrated model is to go: the robot has not learned normal yet
-            self.status = f"no model yet: call ~/calibrate to create {config.model_path}"
-            log.warning(self.status)
-        else:
-            self.status = f"no model: call ~/calibrate (saves to {self.model_path}) or set model_path"
+        self.status = load_model(self.pipeline, config, self.model_path)
 
     @property
     def model_path(self) -> Path:
@@ -109,7 +104,7 @@ class AnomalyEngine:
 
     def problems(self) -> list[str]:
         """Why nothing (or less than asked) comes out, for the diagnostics (and the log, throttled)."""
-        problems = self.liveness.problems(self.config.use_depth)
+        problems = self.liveness.problems(self.config.use_depth) + self.camera.problems(self.config.use_depth)
         for problem in problems:
             self.warnings.warn(problem.split(":")[0], problem)
         return problems
@@ -197,7 +192,7 @@ class AnomalyEngine:
         self.liveness.processed.tick()
         self.latency.update(self.pipeline.timings, total=time.perf_counter() - start,
                             age=time.monotonic() - frame.received)
-        return FrameOutputs(header, result, stream_frame.image)
+        return FrameOutputs(header, result, stream_frame.image, stream_frame.depth)
 
     # ---------------------------------------------------------------- calibration
     def start_calibration(self, frames: int | None = None) -> str:
@@ -232,9 +227,16 @@ class AnomalyEngine:
         return change_parameter(self.config, self.pipeline, name, value)
 
     # ---------------------------------------------------------------- outputs
-    def messages(self, outputs: FrameOutputs, types: MessageTypes, overlay: bool = False) -> dict[str, object]:
-        """Output topic (relative to the node) -> message, each stamped with the input's header."""
-        return output_messages(outputs, self.pipeline, types, overlay)
+    def messages(self, outputs: FrameOutputs, types: MessageTypes, overlay: bool = False, markers: bool = False) -> dict:
+        """Output topic (relative to the node) -> message stamped like the input; 3D detections (and
+        ``markers``) where the frame has depth and the camera_info fits it."""
+        intrinsics = None if outputs.depth is None else self.camera.for_image(outputs.depth.shape)
+        messages, located = output_messages(outputs, self.pipeline, types, overlay, intrinsics,
+                                            DepthRange.of(self.config.options), markers, self.config.marker_lifetime)
+        if located is not None:
+            self.counts["objects_3d"] += int(located.located.sum())
+            self.counts["objects_without_3d"] += int((~located.located).sum())
+        return messages
 
     def diagnostics(self) -> dict[str, str]:
         """Key -> value of the node's state for /diagnostics."""

@@ -31,6 +31,7 @@ class FrameOutputs:
     header: object
     result: FrameResult
     image: np.ndarray
+    depth: np.ndarray | None = None  # the aligned depth image it was processed with
 
 
 class LatestSlot:

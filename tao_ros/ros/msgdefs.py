@@ -1,4 +1,4 @@
-"""vision_msgs definitions for ``rosbags``, whose typestores do not include them.
+"""vision_msgs definitions (2D and 3D detections) for ``rosbags``, whose typestores do not include them.
 
 The definitions are those of vision_msgs 4.x, shipped by both Humble and Jazzy (4.0 replaced
 geometry_msgs/Pose2D in BoundingBox2D by vision_msgs/Pose2D with a Point2D position; 3.x, as on
@@ -19,6 +19,11 @@ VISION_MSGS = {
         "std_msgs/Header header\nvision_msgs/ObjectHypothesisWithPose[] results\nvision_msgs/BoundingBox2D bbox\n"
         "string id\n",
     "vision_msgs/msg/Detection2DArray": "std_msgs/Header header\nvision_msgs/Detection2D[] detections\n",
+    "vision_msgs/msg/BoundingBox3D": "geometry_msgs/Pose center\ngeometry_msgs/Vector3 size\n",
+    "vision_msgs/msg/Detection3D":
+        "std_msgs/Header header\nvision_msgs/ObjectHypothesisWithPose[] results\nvision_msgs/BoundingBox3D bbox\n"
+        "string id\n",
+    "vision_msgs/msg/Detection3DArray": "std_msgs/Header header\nvision_msgs/Detection3D[] detections\n",
 }
 
 DISTRIBUTIONS = ("jazzy", "humble")

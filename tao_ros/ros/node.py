@@ -17,9 +17,10 @@ from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
-from vision_msgs.msg import Detection2DArray
+from vision_msgs.msg import Detection2DArray, Detection3DArray
+from visualization_msgs.msg import MarkerArray
 
 from tao_ros.config import OPTIONS, from_mapping, is_ros_own
 from tao_ros.errors import TaoRosError
@@ -32,7 +33,9 @@ try:  # Jazzy
 except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks
 
-OUTPUTS = {"~/detections": Detection2DArray, "~/instance_mask": Image, "~/anomaly_mask": Image, "~/overlay": Image}
+OUTPUTS = {"~/detections": Detection2DArray, "~/instance_mask": Image, "~/anomaly_mask": Image, "~/overlay": Image,
+           "~/detections_3d": Detection3DArray, "~/markers": MarkerArray}
+ON_DEMAND = ("~/overlay", "~/markers")  # made only while someone subscribes
 
 
 class AnomalyNode(LifecycleNode):
@@ -104,8 +107,10 @@ class AnomalyNode(LifecycleNode):
             image_type, image_topic, lambda msg: self.engine.submit_image(msg, config.compressed), qos,
             event_callbacks=events)]
         if config.use_depth:
-            self.subscriptions_active.append(self.create_subscription(
-                Image, "depth", self.engine.submit_depth, qos, event_callbacks=events))
+            self.subscriptions_active += [
+                self.create_subscription(Image, "depth", self.engine.submit_depth, qos, event_callbacks=events),
+                self.create_subscription(CameraInfo, "camera_info", self.engine.submit_camera_info, qos,
+                                         event_callbacks=events)]
         if self.worker is not None:  # one that outlived its stop: never run two
             self.worker.join()
         self.running.set()
@@ -155,8 +160,8 @@ class AnomalyNode(LifecycleNode):
         engine, publishers = self.engine, self.publishers_by_topic  # what this worker was started with
 
         def publish(outputs) -> None:  # called by the engine only for frames of the current stream
-            overlay = publishers["~/overlay"].get_subscription_count() > 0
-            for topic, msg in engine.messages(outputs, self.types, overlay).items():
+            wanted = {topic: publishers[topic].get_subscription_count() > 0 for topic in ON_DEMAND}
+            for topic, msg in engine.messages(outputs, self.types, wanted["~/overlay"], wanted["~/markers"]).items():
                 publishers[topic].publish(msg)
 
         while self.running.is_set():

@@ -5,16 +5,22 @@ from __future__ import annotations
 import numpy as np
 
 from tao_ros.core.instances import instance_boxes
+from tao_ros.core.localization import DepthRange, Intrinsics, Located, locate_objects
 from tao_ros.core.pipeline import AnomalyPipeline
 from tao_ros.io.messages import MessageTypes, detections_to_msg, numpy_to_image
+from tao_ros.io.messages3d import detections3d_to_msg, markers_msg
 from tao_ros.ros.handoff import FrameOutputs
 from tao_ros.types import FrameResult
 
 
-def output_messages(outputs: FrameOutputs, pipeline: AnomalyPipeline, types: MessageTypes,
-                    overlay: bool = False) -> dict[str, object]:
-    """Output topic (relative to the node) -> message: detections, instance and anomaly masks, and
-    with ``overlay`` the annotated image."""
+def output_messages(outputs: FrameOutputs, pipeline: AnomalyPipeline, types: MessageTypes, overlay: bool = False,
+                    intrinsics: Intrinsics | None = None, depth_range: DepthRange = DepthRange(),
+                    markers: bool = False, marker_lifetime: float = 0.5) -> tuple[dict[str, object], Located | None]:
+    """(output topic relative to the node -> message, the anomalous objects' 3D positions or None).
+
+    Always the detections, instance and anomaly masks; with ``overlay`` the annotated image; where
+    the frame has depth and ``intrinsics`` are known, the 3D detections, and with ``markers`` their
+    RViz markers."""
     result, header = outputs.result, outputs.header
     height, width = outputs.image.shape[:2]
     boxes, ids, labels, scores = anomalous_objects(result)
@@ -32,7 +38,13 @@ def output_messages(outputs: FrameOutputs, pipeline: AnomalyPipeline, types: Mes
         from tao_ros.io.overlay import draw_overlay
 
         messages["~/overlay"] = numpy_to_image(types, header, draw_overlay(outputs.image, result), "bgr8")
-    return messages
+    located = None
+    if outputs.depth is not None and intrinsics is not None:
+        located = locate_objects(result, boxes, ids, outputs.depth, intrinsics, depth_range)
+        messages["~/detections_3d"] = detections3d_to_msg(types, header, located, ids, labels, confidence)
+        if markers:
+            messages["~/markers"] = markers_msg(types, header, located, ids, labels, confidence, marker_lifetime)
+    return messages, located
 
 
 def anomalous_objects(result: FrameResult) -> tuple[np.ndarray, np.ndarray, list, np.ndarray]:
