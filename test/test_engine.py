@@ -402,6 +402,12 @@ def test_3d_detections_are_where_the_anomalous_objects_are_stamped_like_their_fr
     assert len(errors) >= 10 and np.median(errors) < 0.05, errors
     assert engine.counts["objects_3d"] == published and engine.counts["objects_without_3d"] == 0
     assert not any("3D" in problem for problem in engine.problems())
+    image, depth, *_ = FRAMES[-1]  # a frame whose depth is all holes: 2D detections, no 3D, counted
+    t = len(FRAMES)
+    messages = engine.messages(run(engine, InputFrame(image_msg(t, image), depth_msg(t, np.zeros_like(depth)))), TYPES)
+    missing = len(messages["~/detections"].detections)
+    assert missing > 0 and messages["~/detections_3d"].detections == []
+    assert engine.counts["objects_without_3d"] == missing and engine.diagnostics()["objects_without_3d"] == str(missing)
 
 
 def test_without_a_valid_camera_info_the_2d_outputs_go_on_and_the_diagnostics_say_why(fitted_pipeline, tmp_path):

@@ -8,17 +8,28 @@ import numpy as np
 from tao_ros.core.localization import Intrinsics
 
 
+def true_extent(mask: np.ndarray, depth_m: np.ndarray, intrinsics: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
+    """[H, W] bool pixels of one object (non-empty) and the exact [H, W] depth (metres) -> ([3]
+    centre, [3] size) of the axis-aligned box around their back-projections."""
+    rows, cols = np.nonzero(mask)
+    z = depth_m[rows, cols].astype(np.float64)
+    points = np.stack([(cols - intrinsics.cx) * z / intrinsics.fx, (rows - intrinsics.cy) * z / intrinsics.fy, z], 1)
+    low, high = points.min(axis=0), points.max(axis=0)
+    return (low + high) / 2, high - low
+
+
 def true_extents(instances: np.ndarray, depth_m: np.ndarray, intrinsics: Intrinsics) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """[H, W] instance ids (0 = none) and exact [H, W] depth (metres) -> id -> ([3] centre, [3] size)
     of the axis-aligned box around the instance's visible surface."""
-    truth = {}
-    for object_id in np.unique(instances[instances > 0]).tolist():
-        rows, cols = np.nonzero(instances == object_id)
-        z = depth_m[rows, cols].astype(np.float64)
-        points = np.stack([(cols - intrinsics.cx) * z / intrinsics.fx, (rows - intrinsics.cy) * z / intrinsics.fy, z], 1)
-        low, high = points.min(axis=0), points.max(axis=0)
-        truth[int(object_id)] = ((low + high) / 2, high - low)
-    return truth
+    return {int(i): true_extent(instances == i, depth_m, intrinsics) for i in np.unique(instances[instances > 0])}
+
+
+def box_mask(box: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """[4] xyxy box -> [H, W] bool of its pixels (clipped to the image)."""
+    mask = np.zeros(shape, bool)
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    mask[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)] = True
+    return mask
 
 
 def instance_under(boxes: np.ndarray, instances: np.ndarray, min_share: float = 0.3) -> np.ndarray:
