@@ -190,3 +190,22 @@ def test_3d_detections_and_markers_round_trip_through_a_bag_serializer():
     assert (box.type, box.id, box.ns, text.type) == (MARKER_CUBE, 4, "tao_ros/box", MARKER_TEXT)
     assert box.scale.z == pytest.approx(0.05) and box.lifetime.nanosec == 500_000_000 and "person" in text.text
     assert text.pose.position.y < box.pose.position.y  # the label above the box (y points down)
+
+
+@pytest.mark.parametrize("fields", [dict(k=[np.nan] * 9), dict(k=[1.0, 2.0]), dict(width=-5), dict(roi=None),
+                                    dict(binning_x="two"), dict(k="garbage")])
+def test_a_bad_camera_info_is_counted_and_the_last_good_one_stays_in_use(fields):
+    from collections import Counter
+
+    from tao_ros.ros.camera import CameraInfoState
+    from tao_ros.ros.diagnostics import ThrottledLog
+
+    bad_input = Counter()
+    state = CameraInfoState(bad_input, ThrottledLog())
+    state.update(camera_info())
+    good = state.intrinsics
+    state.update(camera_info(**fields))
+    assert bad_input["camera_info"] == 1 and state.intrinsics == good and state.problem is None
+    fresh = CameraInfoState(Counter(), ThrottledLog())
+    fresh.update(camera_info(**fields))
+    assert fresh.intrinsics is None and fresh.problems(use_depth=True)[0].startswith("no 3D outputs: invalid camera_info")
