@@ -57,17 +57,15 @@ def cmd_plugins(args) -> int:
 def _clips(sources, args):
     from tao_ros.io.sources import open_clips
 
-    clips = [clip for source in sources for clip in open_clips(source, args.image_topic, args.depth_topic)]
-    for clip in clips:
-        clip.camera_info_topic = getattr(args, "camera_info_topic", None) or clip.camera_info_topic
-    return clips
+    return [clip for source in sources for clip in open_clips(source, args.image_topic, args.depth_topic)]
 
 
-def clip_intrinsics(clip, intrinsics_file: Path | None = None):
+def clip_intrinsics(clip, intrinsics_file: Path | None = None, camera_info_topic: str | None = None):
     """The camera intrinsics for a clip's 3D columns: from ``intrinsics_file``, else from the bag's
-    camera_info; None (with a warning saying why) for a clip without depth or intrinsics."""
+    camera_info (``camera_info_topic``, or the one found beside the depth topic); None (with a
+    warning saying why) for a clip without depth or intrinsics."""
     from tao_ros.io.camera_info import intrinsics_from_camera_info, load_intrinsics
-    from tao_ros.io.sources import first_camera_info
+    from tao_ros.io.sources import bag_camera_info
 
     if clip.depth_topic is None:
         if intrinsics_file is not None:
@@ -77,7 +75,7 @@ def clip_intrinsics(clip, intrinsics_file: Path | None = None):
     if intrinsics_file is not None:
         intrinsics, note = load_intrinsics(intrinsics_file)
     else:
-        message = first_camera_info(clip.path, clip.camera_info_topic) if clip.camera_info_topic else None
+        message = bag_camera_info(clip.path, clip.depth_topic, camera_info_topic)
         if message is None:
             log.warning("%s: depth but no camera_info (name it with --camera-info-topic, or pass --intrinsics): "
                         "no 3D columns", clip.name)
@@ -111,7 +109,7 @@ def cmd_fit(args) -> int:
 
 
 def run_clips(pipeline, clips, output: Path, on_result=None, resume: bool = False,
-              intrinsics_file: Path | None = None) -> list[Path]:
+              intrinsics_file: Path | None = None, camera_info_topic: str | None = None) -> list[Path]:
     """Run ``pipeline`` on every clip, writing ``output/CLIP/objects.csv`` (and masks); returns the
     folders. ``on_result(clip, frame, result)`` sees every frame's result (e.g. to draw overlays).
     With ``resume``, clips whose ``objects.csv`` exists (written only when a clip completes) are kept.
@@ -136,7 +134,7 @@ def run_clips(pipeline, clips, output: Path, on_result=None, resume: bool = Fals
                                      "needs the same source; pass another --output")
                 log.warning("%s records no source (older tao_ros): running the clip again", folder)
             pipeline.reset()
-            intrinsics = clip_intrinsics(clip, intrinsics_file)
+            intrinsics = clip_intrinsics(clip, intrinsics_file, camera_info_topic)
             with ClipWriter(folder, clip.path, intrinsics, DepthRange.of(pipeline.config.options)) as writer:
                 for frame in progress(clip.frames(), desc=clip.name, total=clip.length):
                     result = pipeline.process(frame)
@@ -170,7 +168,8 @@ def cmd_run(args) -> int:
     pipeline = AnomalyPipeline(_model_config(args))
     pipeline.load(pipeline.config.model_path)
     clips = _clips([args.source], args)
-    folders = run_clips(pipeline, clips, Path(args.output), resume=args.resume, intrinsics_file=args.intrinsics)
+    folders = run_clips(pipeline, clips, Path(args.output), resume=args.resume, intrinsics_file=args.intrinsics,
+                        camera_info_topic=args.camera_info_topic)
     print(f"wrote {len(folders)} clip folder(s) under {args.output}")
     if args.eval:
         return evaluate_and_report(args.output, args.eval, args.gt_format, args.report or Path(args.output) / "report",

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 
+from tao_ros.io.camera_info import camera_info_beside
+
 ARGUMENTS = {
     "image_topic": ("/camera/image_raw", "camera topic (sensor_msgs/Image; with compressed:=true, its /compressed)"),
     "depth_topic": ("/camera/depth/image_raw", "aligned depth topic (16UC1 mm or 32FC1 m), used with use_depth:=true"),
@@ -65,9 +67,8 @@ def parse(value, kind: type):
 def remappings(image_topic: str, depth_topic: str, camera_info_topic: str = "") -> list[tuple[str, str]]:
     """The node's inputs -> topics; camera_info defaults to the one beside the depth topic (as
     drivers publish them: ``/camera/aligned_depth_to_color/{image_raw,camera_info}``)."""
-    beside_depth = depth_topic.rsplit("/", 1)[0] + "/camera_info" if "/" in depth_topic else "camera_info"
     return [("image", image_topic), ("image/compressed", image_topic.rstrip("/") + "/compressed"),
-            ("depth", depth_topic), ("camera_info", camera_info_topic or beside_depth)]
+            ("depth", depth_topic), ("camera_info", camera_info_topic or camera_info_beside(depth_topic))]
 
 
 def anomaly_node(values: dict[str, str], share: str) -> dict:

@@ -122,3 +122,8 @@ def test_run_adds_3d_columns_from_the_bags_camera_info_or_an_intrinsics_file(bag
     assert read_rows(tmp_path / "2d" / "test" / "objects.csv")[0] == OBJECTS_HEADER
     assert main(["run", test_bag, "-m", model, "-o", str(tmp_path / "x"), "--intrinsics", str(calibration)]) == 2
     assert "--intrinsics needs depth" in capsys.readouterr().err
+    for command in (["run", test_bag, "-o", str(tmp_path / "y")], ["replay", test_bag, str(tmp_path / "y.bag")]):
+        assert main([*command, "-m", model, "--depth-topic", "/camera/depth/image_raw",
+                     "--camera-info-topic", "/camera/rgb/camera_info"]) == 2  # a named topic the bag lacks
+        assert "no camera_info topic '/camera/rgb/camera_info'; its sensor_msgs/CameraInfo topics are " \
+               "['/camera/camera_info']" in capsys.readouterr().err

@@ -85,6 +85,10 @@ class Intrinsics:
         rows = values.reshape(3, -1)
         return cls(float(rows[0, 0]), float(rows[1, 1]), float(rows[0, 2]), float(rows[1, 2]), int(width), int(height))
 
+    def back_project(self, rows: np.ndarray, cols: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """[P] pixel rows, columns and their depths (metres) -> [P, 3] points in the optical frame."""
+        return np.stack([(cols - self.cx) * depth / self.fx, (rows - self.cy) * depth / self.fy, depth], axis=1)
+
     def check_image(self, shape: tuple[int, ...]) -> None:
         """InputError unless an image of ``shape`` ([H, W, ...]) is the one these intrinsics describe."""
         if tuple(shape[:2]) != (self.height, self.width):
@@ -187,8 +191,7 @@ def locate(regions: list[tuple[np.ndarray, np.ndarray]], depth_m: np.ndarray, in
         if surface.sum() < depth_range.min_pixels:
             continue
         rows, cols, z = rows[surface], cols[surface], z[surface]
-        points = np.stack([(cols - intrinsics.cx) * z / intrinsics.fx, (rows - intrinsics.cy) * z / intrinsics.fy, z],
-                          axis=1)
+        points = intrinsics.back_project(rows, cols, z)
         low, high = np.percentile(points, EXTENT_PERCENTILES, axis=0)
         centre[i], size[i], pixels[i] = (low + high) / 2, high - low, len(z)
     return Located(centre, size, pixels)
@@ -208,13 +211,12 @@ def object_regions(boxes: np.ndarray, ids: np.ndarray, shape: tuple[int, int], i
         foreground: optional [H, W] bool foreground mask.
     """
     height, width = shape
+    drawn = set() if instance_mask is None else set(np.unique(instance_mask).tolist()) - {0}
     regions = []
     for box, object_id in zip(np.asarray(boxes, dtype=np.float64).reshape(-1, 4), np.asarray(ids).reshape(-1)):
-        if instance_mask is not None and object_id > 0:
-            rows, cols = np.nonzero(instance_mask == object_id)
-            if len(rows):
-                regions.append((rows, cols))
-                continue
+        if int(object_id) in drawn:
+            regions.append(np.nonzero(instance_mask == object_id))
+            continue
         x1, y1 = int(np.clip(np.floor(box[0]), 0, width)), int(np.clip(np.floor(box[1]), 0, height))
         x2, y2 = int(np.clip(np.ceil(box[2]), 0, width)), int(np.clip(np.ceil(box[3]), 0, height))
         inside = np.ones((y2 - y1, x2 - x1), bool)

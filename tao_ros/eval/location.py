@@ -12,8 +12,7 @@ def true_extent(mask: np.ndarray, depth_m: np.ndarray, intrinsics: Intrinsics) -
     """[H, W] bool pixels of one object (non-empty) and the exact [H, W] depth (metres) -> ([3]
     centre, [3] size) of the axis-aligned box around their back-projections."""
     rows, cols = np.nonzero(mask)
-    z = depth_m[rows, cols].astype(np.float64)
-    points = np.stack([(cols - intrinsics.cx) * z / intrinsics.fx, (rows - intrinsics.cy) * z / intrinsics.fy, z], 1)
+    points = intrinsics.back_project(rows, cols, depth_m[rows, cols].astype(np.float64))
     low, high = points.min(axis=0), points.max(axis=0)
     return (low + high) / 2, high - low
 

@@ -18,6 +18,12 @@ from tao_ros.core.localization import Intrinsics
 from tao_ros.errors import InputError
 
 
+def camera_info_beside(topic: str) -> str:
+    """The camera_info topic drivers publish beside an image topic:
+    ``/camera/aligned_depth_to_color/camera_info`` for ``/camera/aligned_depth_to_color/image_raw``."""
+    return topic.rsplit("/", 1)[0] + "/camera_info" if "/" in topic else "camera_info"
+
+
 def calibration_intrinsics(width: int, height: int, k, p=None, distortion=(), binning: tuple[int, int] = (0, 0),
                            roi: tuple[int, int, int, int] = (0, 0, 0, 0)) -> tuple[Intrinsics, str | None]:
     """The fields of a calibration -> (Intrinsics of the published image, a note when it has distortion).

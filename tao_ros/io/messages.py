@@ -186,22 +186,31 @@ def numpy_to_image(types: MessageTypes, header, array: np.ndarray, encoding: str
     return types["sensor_msgs/msg/Image"](header=header, **fields)
 
 
+def pose_msg(types: MessageTypes, position=(0.0, 0.0, 0.0)):
+    """geometry_msgs/Pose at ``position`` (x, y, z metres), identity orientation."""
+    x, y, z = (float(v) for v in position)
+    return types.new("geometry_msgs/msg/Pose", position=types.new("geometry_msgs/msg/Point", x=x, y=y, z=z),
+                     orientation=types.new("geometry_msgs/msg/Quaternion", x=0.0, y=0.0, z=0.0, w=1.0))
+
+
+def hypothesis_msg(types: MessageTypes, label, score: float, position=(0.0, 0.0, 0.0)):
+    """vision_msgs/ObjectHypothesisWithPose: class ``label`` with ``score``, posed at ``position``
+    (no covariance given)."""
+    return types.new("vision_msgs/msg/ObjectHypothesisWithPose",
+                     hypothesis=types.new("vision_msgs/msg/ObjectHypothesis", class_id=str(label), score=float(score)),
+                     pose=types.new("geometry_msgs/msg/PoseWithCovariance", pose=pose_msg(types, position),
+                                    covariance=np.zeros(36, dtype=np.float64)))
+
+
 def detections_to_msg(types: MessageTypes, header, boxes: np.ndarray, ids: np.ndarray, labels, scores: np.ndarray):
     """vision_msgs/Detection2DArray: one Detection2D per box ([N, 4] xyxy, x2/y2 exclusive), with the
     object id as ``id``, the class label as hypothesis ``class_id`` and the anomaly score as its ``score``."""
-    pose = types["geometry_msgs/msg/Pose"]
     detections = []
     for box, object_id, label, score in zip(np.asarray(boxes, dtype=np.float64).reshape(-1, 4), ids, labels, scores):
         x1, y1, x2, y2 = (float(v) for v in box)
-        centre = types["vision_msgs/msg/Pose2D"](position=types["vision_msgs/msg/Point2D"](x=(x1 + x2) / 2, y=(y1 + y2) / 2),
-                                                  theta=0.0)
-        bbox = types["vision_msgs/msg/BoundingBox2D"](center=centre, size_x=x2 - x1, size_y=y2 - y1)
-        hypothesis = types["vision_msgs/msg/ObjectHypothesis"](class_id=str(label), score=float(score))
-        no_pose = types["geometry_msgs/msg/PoseWithCovariance"](
-            pose=pose(position=types["geometry_msgs/msg/Point"](x=0.0, y=0.0, z=0.0),
-                      orientation=types["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0)),
-            covariance=np.zeros(36, dtype=np.float64))
-        result = types["vision_msgs/msg/ObjectHypothesisWithPose"](hypothesis=hypothesis, pose=no_pose)
-        detections.append(types["vision_msgs/msg/Detection2D"](header=header, results=[result], bbox=bbox,
-                                                                id=str(int(object_id))))
-    return types["vision_msgs/msg/Detection2DArray"](header=header, detections=detections)
+        centre = types.new("vision_msgs/msg/Pose2D",
+                           position=types.new("vision_msgs/msg/Point2D", x=(x1 + x2) / 2, y=(y1 + y2) / 2), theta=0.0)
+        bbox = types.new("vision_msgs/msg/BoundingBox2D", center=centre, size_x=x2 - x1, size_y=y2 - y1)
+        detections.append(types.new("vision_msgs/msg/Detection2D", header=header,
+                                    results=[hypothesis_msg(types, label, score)], bbox=bbox, id=str(int(object_id))))
+    return types.new("vision_msgs/msg/Detection2DArray", header=header, detections=detections)

@@ -7,15 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from tao_ros.core.localization import Located
-from tao_ros.io.messages import MessageTypes
+from tao_ros.io.messages import MessageTypes, hypothesis_msg, pose_msg
 
 MARKER_CUBE, MARKER_TEXT, MARKER_ADD, MARKER_DELETEALL = 1, 9, 0, 3  # visualization_msgs/Marker constants
-
-
-def _pose(types: MessageTypes, centre: np.ndarray):
-    x, y, z = (float(v) for v in centre)
-    return types.new("geometry_msgs/msg/Pose", position=types.new("geometry_msgs/msg/Point", x=x, y=y, z=z),
-                     orientation=types.new("geometry_msgs/msg/Quaternion", x=0.0, y=0.0, z=0.0, w=1.0))
 
 
 def _vector(types: MessageTypes, values: np.ndarray):
@@ -29,13 +23,9 @@ def detections3d_to_msg(types: MessageTypes, header, located: Located, ids: np.n
     hypothesis pose and the bbox centre, its extent as the bbox size (metres, the header's frame)."""
     detections = []
     for i in np.flatnonzero(located.located):
-        pose = _pose(types, located.centre[i])
-        hypothesis = types.new("vision_msgs/msg/ObjectHypothesisWithPose",
-                               hypothesis=types.new("vision_msgs/msg/ObjectHypothesis", class_id=str(labels[i]),
-                                                    score=float(scores[i])),
-                               pose=types.new("geometry_msgs/msg/PoseWithCovariance", pose=_pose(types, located.centre[i]),
-                                              covariance=np.zeros(36)))
-        bbox = types.new("vision_msgs/msg/BoundingBox3D", center=pose, size=_vector(types, located.size[i]))
+        hypothesis = hypothesis_msg(types, labels[i], scores[i], located.centre[i])
+        bbox = types.new("vision_msgs/msg/BoundingBox3D", center=pose_msg(types, located.centre[i]),
+                         size=_vector(types, located.size[i]))
         detections.append(types.new("vision_msgs/msg/Detection3D", header=header, results=[hypothesis], bbox=bbox,
                                     id=str(int(ids[i]))))
     return types.new("vision_msgs/msg/Detection3DArray", header=header, detections=detections)
@@ -56,12 +46,12 @@ def markers_msg(types: MessageTypes, header, located: Located, ids: np.ndarray, 
         scale = np.maximum(located.size[i], min_size)
         red = types.new("std_msgs/msg/ColorRGBA", r=1.0, g=0.2, b=0.1, a=0.4)
         markers.append(types.new("visualization_msgs/msg/Marker", header=header, ns="tao_ros/box", id=object_id,
-                                 type=MARKER_CUBE, action=MARKER_ADD, pose=_pose(types, located.centre[i]),
+                                 type=MARKER_CUBE, action=MARKER_ADD, pose=pose_msg(types, located.centre[i]),
                                  scale=_vector(types, scale), color=red, lifetime=lifetime))
         above = located.centre[i] - np.array([0.0, scale[1] / 2 + 0.1, 0.0])  # y points down
         white = types.new("std_msgs/msg/ColorRGBA", r=1.0, g=1.0, b=1.0, a=1.0)
         markers.append(types.new("visualization_msgs/msg/Marker", header=header, ns="tao_ros/label", id=object_id,
-                                 type=MARKER_TEXT, action=MARKER_ADD, pose=_pose(types, above),
+                                 type=MARKER_TEXT, action=MARKER_ADD, pose=pose_msg(types, above),
                                  scale=_vector(types, np.array([0.0, 0.0, 0.2])), color=white, lifetime=lifetime,
                                  text=f"{object_id} {labels[i]} {float(scores[i]):.2f}"))
     return types.new("visualization_msgs/msg/MarkerArray", markers=markers)

@@ -40,7 +40,6 @@ class Clip:
     length: int | None = None
     image_topic: str | None = None
     depth_topic: str | None = None
-    camera_info_topic: str | None = None  # of a bag with depth: its sensor_msgs/CameraInfo topic, if any
     skipped: list[str] = field(default_factory=list)
 
     def frames(self) -> Iterator[StreamFrame]:
@@ -131,8 +130,7 @@ def open_clips(source: str | Path, image_topic: str | None = None, depth_topic: 
     if is_bag(path):
         topic, depth, length = find_topics(path, image_topic, depth_topic)
         name = path.stem if path.is_file() else path.name
-        info = find_camera_info_topic(path, depth) if depth is not None else None
-        return [Clip(own + name, path, "bag", length, topic, depth, info)]
+        return [Clip(own + name, path, "bag", length, topic, depth)]
     if path.is_file():
         if path.suffix.lower() not in VIDEO_SUFFIXES:
             raise InputError(f"{path}: not a video ({', '.join(sorted(VIDEO_SUFFIXES))}), frame folder or rosbag2")
@@ -185,27 +183,25 @@ def find_topics(path: Path, image_topic: str | None, depth_topic: str | None) ->
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 
 
-def find_camera_info_topic(path: Path, depth_topic: str) -> str | None:
-    """The bag's camera_info topic for ``depth_topic``: the one beside it (``/camera/depth/camera_info``
-    for ``/camera/depth/image_raw``), else the bag's only one, else one beside the depth topic's
-    parent (``/camera/camera_info``); None if the bag has no unambiguous one."""
+def bag_camera_info(path: Path, depth_topic: str, topic: str | None = None):
+    """The first message (a fixed camera's calibration) of a bag's camera_info for ``depth_topic``:
+    ``topic`` if given (InputError if the bag lacks it), else the one beside the depth topic
+    (``/camera/depth/camera_info`` for ``/camera/depth/image_raw``), else one beside its parent
+    (``/camera/camera_info``), else the bag's only one. None if there is none to take, or it is empty."""
     from rosbags.highlevel import AnyReader
+
+    from tao_ros.io.camera_info import camera_info_beside
 
     with AnyReader([path]) as reader:
         infos = sorted({c.topic for c in reader.connections if c.msgtype == CAMERA_INFO_TYPE})
-    folder = depth_topic.rsplit("/", 1)[0]
-    for candidate in (f"{folder}/camera_info", f"{folder.rsplit('/', 1)[0]}/camera_info"):
-        if candidate in infos:
-            return candidate
-    return infos[0] if len(infos) == 1 else None
-
-
-def first_camera_info(path: Path, topic: str):
-    """The first message of a bag's camera_info ``topic`` (a fixed camera's calibration), None if it has none."""
-    from rosbags.highlevel import AnyReader
-
-    with AnyReader([path]) as reader:
-        connections = [c for c in reader.connections if c.topic == topic]
+        if topic is not None and topic not in infos:
+            raise InputError(f"{path}: no camera_info topic {topic!r}; its sensor_msgs/CameraInfo topics are {infos}")
+        chosen = topic
+        if chosen is None:
+            beside = camera_info_beside(depth_topic)
+            found = [t for t in (beside, camera_info_beside(beside.rsplit("/", 1)[0])) if t in infos]
+            chosen = found[0] if found else infos[0] if len(infos) == 1 else None
+        connections = [c for c in reader.connections if c.topic == chosen]
         for connection, _, raw in reader.messages(connections=connections):
             return reader.deserialize(raw, connection.msgtype)
     return None

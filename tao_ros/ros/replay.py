@@ -15,7 +15,7 @@ from pathlib import Path
 from tao_ros.core.pipeline import no_progress
 from tao_ros.errors import InputError
 from tao_ros.io.messages import MessageTypes
-from tao_ros.io.sources import find_camera_info_topic, find_topics, first_camera_info, paired_messages
+from tao_ros.io.sources import bag_camera_info, find_topics, paired_messages
 from tao_ros.ros.engine import AnomalyEngine, InputFrame
 from tao_ros.ros.msgdefs import typestore
 
@@ -44,12 +44,10 @@ def replay(engine: AnomalyEngine, in_bag: Path, out_bag: Path, image_topic: str 
         raise InputError(f"{out_bag} exists: rosbag2 writes a new bag; remove it or choose another name")
     image_topic, depth_topic, length = find_topics(in_bag, image_topic, depth_topic)
     if depth_topic is not None:
-        camera_info_topic = camera_info_topic or find_camera_info_topic(in_bag, depth_topic)
-        camera_info = None if camera_info_topic is None else first_camera_info(in_bag, camera_info_topic)
+        camera_info = bag_camera_info(in_bag, depth_topic, camera_info_topic)
         if camera_info is None:
-            log.warning("%s: no camera_info for the depth topic %s (looked for %s): 2D outputs only; name one "
-                        "with --camera-info-topic", in_bag, depth_topic,
-                        camera_info_topic or "a sensor_msgs/CameraInfo topic")
+            log.warning("%s: no camera_info for the depth topic %s: 2D outputs only; name one with "
+                        "--camera-info-topic", in_bag, depth_topic)
         else:
             engine.submit_camera_info(camera_info)
     store = typestore(distribution)
