@@ -18,6 +18,21 @@ def test_track_mean_over_window_and_unknown_until_min_samples():
     assert third[0, 0] == 5.0  # window of 2: (3 + 7) / 2
 
 
+def test_an_expiring_measurement_becomes_unknown_a_window_after_the_track_stopped_giving_one():
+    history = TrackHistory(window=3, expire=True)
+    assert history.smooth(np.array([1]), np.array([[4.0, 8.0]]))[0].tolist() == [4.0, 8.0]
+    unmeasured = np.full((1, 2), np.nan)
+    for _ in range(2):  # the measured frame is still in the window of 3
+        assert history.smooth(np.array([1]), unmeasured)[0].tolist() == [4.0, 8.0]
+    assert np.isnan(history.smooth(np.array([1]), unmeasured)).all()  # never carried on beyond it
+    mixed = history.smooth(np.array([1]), np.array([[1.0, 2.0]]))
+    assert mixed[0].tolist() == [1.0, 2.0]  # the mean of the window's measured frames only
+    kept = TrackHistory(window=3)  # without expire, the last measurements stay (a size the border cuts)
+    kept.smooth(np.array([1]), np.array([[4.0, 8.0]]))
+    for _ in range(5):
+        assert kept.smooth(np.array([1]), unmeasured)[0].tolist() == [4.0, 8.0]
+
+
 def test_untracked_objects_are_not_averaged_and_tracks_are_bounded():
     history = TrackHistory(window=3, max_tracks=2)
     out = history.smooth(np.array([-1]), np.array([[4.0]]))

@@ -95,7 +95,11 @@ def objects_pixels(context: FrameContext, detections: Detections, min_pixels: in
 
 
 class TrackAveragedFeature:
-    """Base of features averaged along each object's track over the last ``window`` frames."""
+    """Base of features averaged along each object's track over the last ``window`` frames.
+    ``expires``: a measurement of something that changes (a pose) is not carried on past its window
+    when the track stops giving new ones (see ``TrackHistory``)."""
+
+    expires = False
 
     def __init__(self, **params):
         if params["min_samples"] > params["window"]:
@@ -103,7 +107,7 @@ class TrackAveragedFeature:
                               f"({params['window']}): the value would never be known; lower min_samples or "
                               "raise window")
         self.p = params
-        self.history = TrackHistory(params["window"], min_samples=params["min_samples"])
+        self.history = TrackHistory(params["window"], min_samples=params["min_samples"], expire=self.expires)
 
     def reset(self) -> None:
         self.history.reset()

@@ -113,6 +113,7 @@ class PoseFeature(TrackAveragedFeature):
     the model finds no pose."""
 
     name = "pose"
+    expires = True  # a pose measured once is no pose frames later (the person moved, or left the crop)
     columns = tuple(f"{axis}{k}" for k in range(COCO_KEYPOINTS) for axis in ("x", "y"))
     params = {
         "weights": Param("", "Pose model: a BlazePose landmark .tflite, an ultralytics pose model (.pt state dict, "

@@ -14,28 +14,36 @@ from tao_ros.types import UNTRACKED, Detections
 
 class TrackHistory:
     """Last ``window`` values of each track id, to average a per-object measurement along its track.
-    The average is NaN (unknown) until a track has ``min_samples`` values."""
+    The average is NaN (unknown) until a track has ``min_samples`` values.
 
-    def __init__(self, window: int, max_tracks: int = 4096, min_samples: int = 1):
+    A frame without a measurement (NaN row) is skipped: the last ``window`` measurements stay, which
+    suits what an object keeps (its size while the image border cuts it). With ``expire``, such a
+    frame still takes its place in the window, so that a measurement of what changes (a pose) is
+    never carried on more than ``window`` frames after the track stopped giving one."""
+
+    def __init__(self, window: int, max_tracks: int = 4096, min_samples: int = 1, expire: bool = False):
         self.window = window
         self.min_samples = min_samples
         self.max_tracks = max_tracks
+        self.expire = expire
         self.values: dict[int, deque] = {}
 
     def reset(self) -> None:
         self.values.clear()
 
     def smooth(self, ids: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Append [N, D] ``values`` (NaN rows skipped) to their tracks; return [N, D] track means."""
+        """Append [N, D] ``values`` (NaN rows: no measurement this frame) to their tracks; return
+        [N, D] means of each track's measurements in its window."""
         out = values.copy()
         for i, track_id in enumerate(ids):
             if track_id < 0:
                 continue
             history = self.values.pop(int(track_id), None) or deque(maxlen=self.window)
-            if np.all(np.isfinite(values[i])):
+            if self.expire or np.all(np.isfinite(values[i])):
                 history.append(values[i])
             self.values[int(track_id)] = history  # re-insert: dict order = least recently seen first
-            out[i] = np.mean(history, axis=0) if len(history) >= self.min_samples else np.nan
+            measured = [row for row in history if np.all(np.isfinite(row))]
+            out[i] = np.mean(measured, axis=0) if len(measured) >= self.min_samples else np.nan
         while len(self.values) > self.max_tracks:  # bounded memory on endless streams
             self.values.pop(next(iter(self.values)))
         return out
