@@ -12,6 +12,7 @@ from tao_ros.builtin import weights
 from tao_ros.builtin.label import LabelFeature
 from tao_ros.builtin.pose import body_relative, square_crops
 from tao_ros.errors import PluginError
+from tao_ros.plugins import PluginRegistry
 from tao_ros.types import Detections, FrameContext
 
 
@@ -89,6 +90,22 @@ def test_pose_is_relative_to_the_hips_in_person_heights_and_unseen_keypoints_sit
     np.testing.assert_allclose(pose[0, 18:20], [0.0, 0.0])
     assert np.isnan(pose[1]).all()
     assert body_relative(np.zeros((0, 17, 3)), np.zeros((0, 4)), 0.5).shape == (0, 34)
+
+
+def test_a_person_who_stops_giving_a_pose_has_none_a_window_later_not_the_last_one_for_ever():
+    feature = PluginRegistry.discover().create("feature", "pose", {"window": 3})
+    context = FrameContext(0, np.zeros((100, 100, 3), np.uint8), np.zeros((100, 100), np.uint8))
+    keypoints = np.zeros((1, 17, 3))
+    keypoints[0, 0] = [30, 17, 0.9]  # a visible nose
+    tall = Detections(np.array([[10, 10, 50, 80]], float), labels=np.array(["person"]), ids=np.array([1]),
+                      keypoints=keypoints)
+    small = Detections(np.array([[10, 10, 20, 30]], float), labels=np.array(["person"]), ids=np.array([1]),
+                       keypoints=keypoints)  # below pose.min_height: no pose measured
+    measured = feature.extract(context, tall, np.ones(1))
+    assert np.isfinite(measured).all()
+    for _ in range(2):  # the measured frame is still among the last 3
+        np.testing.assert_allclose(feature.extract(context, small, np.ones(1)), measured)
+    assert np.isnan(feature.extract(context, small, np.ones(1))).all()
 
 
 def test_person_crops_are_squares_around_the_box_with_their_frame_back_to_the_image():
