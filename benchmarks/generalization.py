@@ -40,6 +40,7 @@ from tao_ros.config import load_config
 from tao_ros.core.geometry import iou_matrix
 from tao_ros.core.pipeline import AnomalyPipeline
 from tao_ros.core.scoring import combine
+from tao_ros.errors import InputError
 from tao_ros.eval.groundtruth import read_ground_truth
 from tao_ros.eval.metrics import roc_auc
 from tao_ros.io.sources import open_clips
@@ -49,7 +50,8 @@ SCENES = {"ped2": SHARED / "data" / "ucsd-ped2-dev", "avenue": SHARED / "data" /
 WEIGHT_FREE = ["speed", "depth", "velocity"]
 PRETRAINED = ["appearance", "pose", "label"]
 PAPER = ["speed", "depth"]
-FEATURE_SETS = [["speed"], ["speed", "depth"], ["speed", "depth", "velocity"], ["speed", "depth", "appearance"],
+FEATURE_SETS = [["speed"], ["speed", "depth"], ["speed", "velocity"], ["speed", "appearance"], ["speed", "pose"],
+                ["speed", "label"], ["speed", "depth", "velocity"], ["speed", "depth", "appearance"],
                 ["speed", "depth", "pose"], ["speed", "depth", "label"], ["speed", "depth", "appearance", "pose"],
                 ["speed", "depth", "appearance", "label"], ["speed", "depth", "pose", "label"],
                 ["speed", "depth", "appearance", "pose", "label"], ["appearance"], ["pose"], ["label"],
@@ -138,7 +140,11 @@ class FeatureScores:
 def feature_scores(described: Described, feature: str, k: int, params: dict) -> FeatureScores:
     pipeline = AnomalyPipeline(load_config(overrides={"features": [feature], "segmenter": "none", "knn": {"k": k},
                                                       **params}))
-    pipeline.fit_density(described.training, described.groups)
+    try:
+        pipeline.fit_density(described.training, described.groups)
+    except InputError:  # too few normal objects described (pose where every person is small): no evidence
+        nothing = {clip: np.full(len(vectors[feature]), np.nan) for clip, (_, _, vectors) in described.test.items()}
+        return FeatureScores({method: nothing for method in STANDARDIZATIONS}, dict.fromkeys(STANDARDIZATIONS, np.inf))
     scorer, standardizer = pipeline.scorers[feature], pipeline.standardizers[feature]
     values = described.training[feature]
     known = np.all(np.isfinite(values), axis=1)

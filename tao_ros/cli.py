@@ -102,7 +102,8 @@ def cmd_fit(args) -> int:
     summary = pipeline.fit([(clip.name, clip.frames) for clip in clips],
                            progress=lambda it, desc="": progress(it, desc))
     pipeline.save(args.output)
-    samples = ", ".join(f"{name}: {n} objects" for name, n in summary.items())
+    samples = ", ".join(f"{name}: {n} objects" + (", too few: scores nothing" if name in pipeline.unscored else "")
+                        for name, n in summary.items())
     print(f"fitted on {len(clips)} clip(s) ({samples}) -> {args.output}")
     report_skipped(clips)
     return 0

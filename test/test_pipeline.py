@@ -265,6 +265,34 @@ def test_a_model_loads_only_under_the_settings_it_was_fitted_with(tmp_path, capl
     assert "foreground.patience" not in caplog.text and "device" not in caplog.text  # named once, by its option
 
 
+def test_a_feature_that_describes_no_normal_object_scores_nothing_and_the_model_says_so(tmp_path, caplog):
+    from tao_ros.config import load_config
+    from tao_ros.core.pipeline import AnomalyPipeline
+
+    clips = [scene_frames(seed, 40, anomalies=False) for seed in range(2)]
+    sources = [(f"clip{i}", lambda c=c: (StreamFrame(f[0]) for f in c)) for i, c in enumerate(clips)]
+    # every walker is lower than pose.min_height: a camera whose people are too small to hold a pose
+    with_pose = AnomalyPipeline(load_config(overrides={"features": ["speed", "pose"], "pose": {"min_height": 1000}}))
+    summary = with_pose.fit(sources)
+    assert summary["pose"] == 0 and with_pose.unscored == {"pose"}
+    assert "feature 'pose' described 0 of" in caplog.text and "scores nothing" in caplog.text
+    with_pose.save(tmp_path / "model.npz")
+    loaded = AnomalyPipeline(load_config(overrides={"features": ["speed", "pose"], "pose": {"min_height": 1000}}))
+    loaded.load(tmp_path / "model.npz")
+    assert loaded.unscored == {"pose"}
+    speed_only = AnomalyPipeline(load_config(overrides={"features": ["speed"]}))
+    speed_only.fit(sources)
+    assert loaded.threshold == pytest.approx(speed_only.threshold, rel=1e-5)
+    for pipeline in (loaded, speed_only):
+        pipeline.reset()
+    for image, *_ in scene_frames(5, 20, anomalies=True):
+        a, b = loaded.process(StreamFrame(image)), speed_only.process(StreamFrame(image))
+        assert np.isnan(a.feature_scores["pose"]).all()
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
+    with pytest.raises(InputError, match="no feature could be modelled"):
+        AnomalyPipeline(load_config(overrides={"features": ["pose"], "pose": {"min_height": 1000}})).fit(sources)
+
+
 @pytest.mark.parametrize("id_style", ["huge track ids", "no track ids"])
 def test_one_id_per_object_in_detections_instance_mask_and_objects_csv(id_style):
     """A detector whose track ids do not fit 16 bits, or that gives none: every output still names an

@@ -11,7 +11,7 @@ import pytest
 from tao_ros.builtin import weights
 from tao_ros.builtin.label import LabelFeature
 from tao_ros.builtin.pose import body_relative, square_crops
-from tao_ros.errors import PluginError
+from tao_ros.errors import ConfigError, PluginError
 from tao_ros.plugins import PluginRegistry
 from tao_ros.types import Detections, FrameContext
 
@@ -93,7 +93,7 @@ def test_pose_is_relative_to_the_hips_in_person_heights_and_unseen_keypoints_sit
 
 
 def test_a_person_who_stops_giving_a_pose_has_none_a_window_later_not_the_last_one_for_ever():
-    feature = PluginRegistry.discover().create("feature", "pose", {"window": 3})
+    feature = PluginRegistry.discover().create("feature", "pose", {"window": 3, "min_height": 48})
     context = FrameContext(0, np.zeros((100, 100, 3), np.uint8), np.zeros((100, 100), np.uint8))
     keypoints = np.zeros((1, 17, 3))
     keypoints[0, 0] = [30, 17, 0.9]  # a visible nose
@@ -106,6 +106,25 @@ def test_a_person_who_stops_giving_a_pose_has_none_a_window_later_not_the_last_o
     for _ in range(2):  # the measured frame is still among the last 3
         np.testing.assert_allclose(feature.extract(context, small, np.ones(1)), measured)
     assert np.isnan(feature.extract(context, small, np.ones(1))).all()
+
+
+def test_pose_measured_every_third_frame_stands_in_between_and_every_beyond_the_window_is_refused():
+    registry = PluginRegistry.discover()
+    feature = registry.create("feature", "pose", {"window": 3, "every": 3, "min_height": 48})
+    context = FrameContext(0, np.zeros((100, 100, 3), np.uint8), np.zeros((100, 100), np.uint8))
+    poses = []
+    for frame in range(7):
+        keypoints = np.zeros((1, 17, 3))
+        keypoints[0, 0] = [30, 10 + frame, 0.9]  # the nose moves: each frame's keypoints tell it apart
+        person = Detections(np.array([[10, 10, 50, 90]], float), labels=np.array(["person"]), ids=np.array([1]),
+                            keypoints=keypoints)
+        poses.append(feature.extract(context, person, np.ones(1))[0, 1])  # nose height over the hips
+    measured = [(10 + frame - 50) / 80 for frame in (0, 3, 6)]  # hips at the box centre (unseen), in box heights
+    np.testing.assert_allclose(poses, [measured[0]] * 3 + [measured[1]] * 3 + [measured[2]])
+    feature.reset()  # a new stream measures on its first frame
+    assert np.isfinite(feature.extract(context, person, np.ones(1))).all()
+    with pytest.raises(ConfigError, match="pose.every .4. exceeds pose.window .3."):
+        registry.create("feature", "pose", {"window": 3, "every": 4})
 
 
 def test_person_crops_are_squares_around_the_box_with_their_frame_back_to_the_image():

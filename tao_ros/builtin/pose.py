@@ -15,7 +15,7 @@ import numpy as np
 from tao_ros.builtin.features import TrackAveragedFeature
 from tao_ros.builtin.weights import exported_metadata, load_yolo, require_file, require_runtime
 from tao_ros.core.geometry import iou_matrix
-from tao_ros.errors import PluginError
+from tao_ros.errors import ConfigError, PluginError
 from tao_ros.hookspecs import Param, hookimpl
 from tao_ros.types import Detections, FrameContext
 
@@ -124,8 +124,9 @@ class PoseFeature(TrackAveragedFeature):
         "threads": Param(2, "CPU threads of the BlazePose runtime.", minimum=1),
         "labels": Param(["person", "object"], "Labels of the objects a pose is looked for ('object': the motion "
                                              "detector's unlabelled blobs, kept where the model finds a pose)."),
-        "min_height": Param(48, "Boxes lower than this (pixels) get no pose: BlazePose sees a person at 256 "
-                                "pixels, and one upscaled more than about 4x holds no reliable landmarks.",
+        "min_height": Param(128, "Boxes lower than this (pixels) get no pose: below it a pose model's landmarks "
+                                 "are noise that outscores real pose anomalies (normal people's poses grow as "
+                                 "consistent as they get from about 125 px up: benchmarks/pose_reliability.py).",
                             minimum=1),
         "min_presence": Param(0.5, "Least BlazePose pose-present score for a crop to have a pose.",
                               minimum=0.0, maximum=1.0),
@@ -136,10 +137,16 @@ class PoseFeature(TrackAveragedFeature):
                            maximum=1.0),
         "window": Param(3, "Frames over which the pose is averaged along the object's track.", minimum=1),
         "min_samples": Param(1, "The pose is unknown until the track has this many measurements.", minimum=1),
+        "every": Param(1, "The pose model runs on every this many frames (its cost grows with the people in view); "
+                          "in between, a track's poses of its last 'window' frames stand.", minimum=1),
     }
 
     def __init__(self, **params):
         super().__init__(**params)
+        if params["every"] > params["window"]:
+            raise ConfigError(f"pose.every ({params['every']}) exceeds pose.window ({params['window']}): poses would "
+                              "be unknown between measurements; raise window or lower every")
+        self.frames_seen = 0
         self.blazepose = self.model = None
         weights = params["weights"]
         if weights.endswith(".tflite") and exported_metadata(require_file(weights)).get("task") is None:
@@ -174,8 +181,16 @@ class PoseFeature(TrackAveragedFeature):
                               "pose model) or use a pose detector")
         return keypoints
 
+    def reset(self) -> None:
+        super().reset()
+        self.frames_seen = 0
+
     def extract(self, context: FrameContext, detections: Detections, depth: np.ndarray) -> np.ndarray:
-        keypoints = self._keypoints(context, detections)
+        self.frames_seen += 1
+        if (self.frames_seen - 1) % self.p["every"]:
+            keypoints = np.full((len(detections), COCO_KEYPOINTS, 3), np.nan)  # not measured this frame
+        else:
+            keypoints = self._keypoints(context, detections)
         return self.history.smooth(detections.ids, body_relative(keypoints, detections.xyxy, self.p["min_visibility"]))
 
 

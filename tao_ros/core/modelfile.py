@@ -146,14 +146,15 @@ def save_pipeline(pipeline: AnomalyPipeline, path) -> Path:
     arrays = {f"depth/{k}": v for k, v in pipeline.depth.plugin.state().items()}
     for name, learner in pipeline.learned_features.items():
         arrays.update({f"feature/{name}/{k}": v for k, v in learner.state().items()})
-    for name in pipeline.features:
+    for name in set(pipeline.features) - pipeline.unscored:
         arrays.update({f"scorer/{name}/{k}": v for k, v in pipeline.scorers[name].state().items()})
         arrays[f"standardizer/{name}"] = pipeline.standardizers[name].stats
     arrays["training_totals"] = pipeline.training_totals
     frame_size = None if pipeline.frame_size is None else {"height": pipeline.frame_size[0],
                                                            "width": pipeline.frame_size[1]}
     return save_model(path, arrays, {"tao_ros_version": __version__, "layout": _layout(pipeline),
-                                     "settings": pipeline_settings(pipeline), "frame_size": frame_size})
+                                     "settings": pipeline_settings(pipeline), "frame_size": frame_size,
+                                     "unscored": sorted(pipeline.unscored)})
 
 
 def load_pipeline(pipeline: AnomalyPipeline, path) -> None:
@@ -189,10 +190,11 @@ def load_pipeline(pipeline: AnomalyPipeline, path) -> None:
         pipeline.depth.plugin.load_state(section("depth/"))
         for name, learner in pipeline.learned_features.items():
             learner.load_state(section(f"feature/{name}/"))
-        for name in pipeline.features:
+        pipeline.unscored = set(metadata.get("unscored", []))
+        for name in set(pipeline.features) - pipeline.unscored:
             pipeline.scorers[name].load_state(section(f"scorer/{name}/"))
             pipeline.standardizers[name] = Standardizer(arrays[f"standardizer/{name}"])
-    except (KeyError, ValueError, IndexError) as exc:
+    except (KeyError, ValueError, IndexError, TypeError) as exc:
         raise ModelFileError(f"{path}: its arrays do not fit the configured plugins ({type(exc).__name__}: {exc}); "
                              "refit with 'tao-ros fit'") from None
     pipeline.training_totals = arrays.get("training_totals")

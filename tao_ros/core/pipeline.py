@@ -96,6 +96,9 @@ class AnomalyPipeline:
         self.features = {name: GuardedPlugin("feature", create("feature", name)) for name in config.features}
         self.scorers = {name: create("scorer", config.scorer) for name in config.features}
         self.standardizers: dict[str, Standardizer] = {}
+        # features that described too few normal objects to model (pose where every person is smaller
+        # than pose.min_height): they score nothing with this model
+        self.unscored: set[str] = set()
         self.training_totals: np.ndarray | None = None
         self.segmenter = None
         if config.segmenter != "none":
@@ -245,7 +248,7 @@ class AnomalyPipeline:
             values = features[name]
             scores = np.full(n, np.nan)
             known = np.all(np.isfinite(values), axis=1)
-            if known.any():
+            if known.any() and name not in self.unscored:
                 scores[known] = self.standardizers[name](self.scorers[name].score(values[known]),
                                                          self.config.standardization)
             feature_scores[name] = scores
@@ -360,14 +363,27 @@ class AnomalyPipeline:
         if len(groups) > self.config.max_training_samples:
             keep = np.linspace(0, len(groups) - 1, self.config.max_training_samples).astype(int)
         summary, standardized = {}, {}
+        self.unscored = set()
         for feature in self.features:
             values = rows[feature][keep]
             known = np.all(np.isfinite(values), axis=1)
-            training_scores = self.scorers[feature].fit(values[known], groups[keep][known])
-            self.standardizers[feature] = Standardizer.fit(training_scores)
+            summary[feature] = int(known.sum())
+            try:
+                training_scores = self.scorers[feature].fit(values[known], groups[keep][known])
+                self.standardizers[feature] = Standardizer.fit(training_scores)
+            except InputError as exc:
+                # one feature that cannot describe this camera's normal objects must not make the
+                # others unusable: it scores nothing, and fit says so
+                log.warning("feature %r described %d of %d normal objects, too few to model (%s): it scores "
+                            "nothing with this model; check its parameters or fit on other footage",
+                            feature, summary[feature], len(keep), exc)
+                self.unscored.add(feature)
+                continue
             standardized[feature] = np.full(len(keep), np.nan)
             standardized[feature][known] = self.standardizers[feature](training_scores, self.config.standardization)
-            summary[feature] = int(known.sum())
+        if self.unscored == set(self.features):
+            raise InputError(f"no feature could be modelled from the normal data ({summary} objects described per "
+                             "feature): fit on more normal footage or check the features' parameters")
         # quantiles of the normal objects' held-out summed scores, for thresholds set as a false-alarm rate
         self.training_totals = np.quantile(combine(standardized, len(keep)), TOTAL_QUANTILES)
         self.fitted = True

@@ -1,0 +1,83 @@
+"""From what height a person holds a pose worth scoring: derives ``pose.min_height`` from normal data.
+
+    python benchmarks/pose_reliability.py [--scene avenue=../shared/data/cuhk-avenue-dev] [--weights ../shared/weights]
+
+On each scene's normal training clips, the open-set detector boxes people and BlazePose measures
+every one of them, whatever their height (``pose.min_height: 1``). Each normal pose is scored by
+the kNN density model fitted on the scene's other training clips (held out, as ``fit`` standardizes).
+Normal poses are normal: where their held-out distance is high, the landmarks are noise, and noise
+outscores a real pose anomaly. Prints the held-out distance per height decile, and the height from
+which people are no noisier than those taller than them: the lowest decile whose median distance is at
+most the median of every taller person's. That is where ``pose.min_height`` belongs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from tao_ros.builtin.scorers import KnnScorer
+from tao_ros.config import load_config
+from tao_ros.core.pipeline import AnomalyPipeline
+from tao_ros.io.sources import open_clips
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SCENES = {"avenue": SHARED / "data" / "cuhk-avenue-dev"}
+
+
+def normal_poses(data: Path, weights: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every person of the normal clips with a pose -> ([N] box height, [N, 34] pose, [N] clip index)."""
+    pipeline = AnomalyPipeline(load_config(overrides={
+        "detector": "open_set", "features": ["pose"], "segmenter": "none",
+        "open_set": {"weights": str(weights / "yolov8n_int8.tflite")},
+        "pose": {"weights": str(weights / "pose_landmark_full.tflite"), "min_height": 1, "window": 1}}))
+    heights, poses, groups = [], [], []
+    for index, clip in enumerate(open_clips(data / "training" / "frames")):
+        pipeline.reset()
+        for frame in clip.frames():
+            _, detections, described = pipeline.describe(frame)
+            known = np.all(np.isfinite(described["pose"]), axis=1)
+            heights.append(detections.height[known])
+            poses.append(described["pose"][known])
+            groups.append(np.full(int(known.sum()), index))
+    return np.concatenate(heights), np.concatenate(poses), np.concatenate(groups)
+
+
+def reliable_from(heights: np.ndarray, distances: np.ndarray, bins: int = 10) -> tuple[list[tuple], float]:
+    """[N] heights and held-out distances -> (rows (low, high, count, median distance) per height
+    quantile bin, the lowest bin's low edge whose median is at most the median of every taller person's)."""
+    edges = np.quantile(heights, np.linspace(0, 1, bins + 1))
+    rows, found = [], float(edges[-2])
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = (heights >= low) & (heights < high)
+        rows.append((low, high, int(inside.sum()), float(np.median(distances[inside]))))
+    for low, high, _, median in rows[:-1]:
+        if median <= np.median(distances[heights >= high]):
+            found = float(low)
+            break
+    return rows, found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scene", action="append", default=None, metavar="NAME=PATH",
+                        help="a scene with training/frames of normal clips; default: the second dev scene (Ped2's "
+                             "people are all smaller than 100 px)")
+    parser.add_argument("--weights", type=Path, default=SHARED / "weights", help="folder of the pretrained models")
+    args = parser.parse_args()
+    scenes = dict(s.split("=", 1) for s in args.scene) if args.scene else {k: str(v) for k, v in SCENES.items()}
+    for scene, path in scenes.items():
+        heights, poses, groups = normal_poses(Path(path), args.weights)
+        distances = KnnScorer(k=5).fit(poses, groups)
+        rows, height = reliable_from(heights, distances)
+        print(f"\n{scene}: {len(heights)} normal people with a pose; held-out kNN distance (k=5) by box height\n")
+        print(f"{'height (px)':<14}{'people':>8}{'median distance':>17}")
+        for low, high, count, median in rows:
+            print(f"{f'{low:.0f}-{high:.0f}':<14}{count:>8}{median:>17.2f}")
+        print(f"\nno noisier than taller people from {height:.0f} px: pose.min_height for {scene}")
+
+
+if __name__ == "__main__":
+    main()
