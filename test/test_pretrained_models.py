@@ -123,7 +123,7 @@ def test_pose_measured_every_third_frame_stands_in_between_and_every_beyond_the_
     np.testing.assert_allclose(poses, [measured[0]] * 3 + [measured[1]] * 3 + [measured[2]])
     feature.reset()  # a new stream measures on its first frame
     assert np.isfinite(feature.extract(context, person, np.ones(1))).all()
-    with pytest.raises(ConfigError, match="pose.every .4. exceeds pose.window .3."):
+    with pytest.raises(ConfigError, match=r"pose.every \(4\) exceeds pose.window \(3\)"):
         registry.create("feature", "pose", {"window": 3, "every": 4})
 
 
@@ -180,3 +180,28 @@ def test_deep_sort_realtimes_imagenet_mobilenet_loads_into_torchvisions_and_tell
     assert embedding.shape == (3, 96)  # layer 13: the last at 1/16 resolution
     same, different = embedding[0] @ embedding[1], embedding[0] @ embedding[2]
     assert same > different + 0.1, (same, different)
+
+
+def test_appearance_every_second_frame_runs_the_backbone_on_those_only_and_tracks_keep_their_description():
+    pytest.importorskip("ultralytics")
+    feature = PluginRegistry.discover().create("feature", "appearance", {"weights": "yolov8n.yaml", "every": 2,
+                                                                         "components": 2})
+    feature.load_state({"mean": np.zeros(3), "axes": np.eye(3)[:2]})
+    looked_at = []
+
+    def embed(context, detections):  # the backbone's embedding: here the frame index, one row per object
+        looked_at.append(context.frame_index)
+        return np.full((len(detections), 3), float(context.frame_index))
+
+    feature.embed = embed
+    described = []
+    for frame in range(5):
+        context = FrameContext(frame, np.zeros((64, 64, 3), np.uint8), np.zeros((64, 64), np.uint8))
+        ids = [1] if frame < 3 else [1, 2]  # object 2 first seen on frame 3, a frame the backbone skips
+        found = Detections(np.tile([10.0, 10, 30, 40], (len(ids), 1)), ids=np.array(ids))
+        described.append(feature.extract(context, found, np.ones(len(ids)))[:, 0])
+    assert looked_at == [0, 2, 4]
+    # object 1's description averages its measurements of its last 5 frames; object 2's is unknown until measured
+    np.testing.assert_allclose(described[1], [0.0])
+    np.testing.assert_allclose(described[3], [1.0, np.nan])
+    np.testing.assert_allclose(described[4], [2.0, 4.0])

@@ -84,6 +84,8 @@ class AppearanceFeature(TrackAveragedFeature):
         "window": Param(5, "Frames over which the description is averaged along the object's track.", minimum=1),
         "min_samples": Param(1, "The description is unknown until the track has this many measurements.",
                              minimum=1),
+        "every": Param(1, "The backbone runs on every this many frames (it dominates the profile's cost on a CPU); "
+                          "in between, a track's last 'window' descriptions stand.", minimum=1),
         "max_samples": Param(20000, "At most this many normal objects are kept to learn the projection "
                                     "(reservoir).", minimum=2),
         "seed": Param(0, "Seed of the reservoir sampling.", minimum=0),
@@ -156,8 +158,8 @@ class AppearanceFeature(TrackAveragedFeature):
     def extract(self, context: FrameContext, detections: Detections, depth: np.ndarray) -> np.ndarray:
         if self.axes is None:
             raise InputError("appearance is not fitted: run 'tao-ros fit' on normal footage first")
-        if not len(detections):
-            return np.zeros((0, len(self.columns)))
+        if not self.measures_now() or not len(detections):
+            return self.history.smooth(detections.ids, np.full((len(detections), len(self.columns)), np.nan))
         projected = (self.embed(context, detections) - self.mean) @ self.axes.T
         return self.history.smooth(detections.ids, projected)
 

@@ -97,7 +97,9 @@ def objects_pixels(context: FrameContext, detections: Detections, min_pixels: in
 class TrackAveragedFeature:
     """Base of features averaged along each object's track over the last ``window`` frames.
     ``expires``: a measurement of something that changes (a pose) is not carried on past its window
-    when the track stops giving new ones (see ``TrackHistory``)."""
+    when the track stops giving new ones (see ``TrackHistory``). A feature with an ``every``
+    parameter (a costly model) measures on every ``every``-th frame only (``measures_now``); its
+    tracks' averages stand in between."""
 
     expires = False
 
@@ -106,11 +108,21 @@ class TrackAveragedFeature:
             raise ConfigError(f"{self.name}.min_samples ({params['min_samples']}) exceeds {self.name}.window "
                               f"({params['window']}): the value would never be known; lower min_samples or "
                               "raise window")
+        if self.expires and params.get("every", 1) > params["window"]:
+            raise ConfigError(f"{self.name}.every ({params['every']}) exceeds {self.name}.window ({params['window']}): "
+                              "the value would be unknown between measurements; raise window or lower every")
         self.p = params
         self.history = TrackHistory(params["window"], min_samples=params["min_samples"], expire=self.expires)
+        self.frames_seen = 0
 
     def reset(self) -> None:
         self.history.reset()
+        self.frames_seen = 0
+
+    def measures_now(self) -> bool:
+        """Count this frame of the stream; True on its first frame and every ``every``-th after."""
+        self.frames_seen += 1
+        return (self.frames_seen - 1) % self.p.get("every", 1) == 0
 
 
 class SpeedFeature(TrackAveragedFeature):

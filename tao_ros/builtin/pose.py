@@ -15,7 +15,7 @@ import numpy as np
 from tao_ros.builtin.features import TrackAveragedFeature
 from tao_ros.builtin.weights import exported_metadata, load_yolo, require_file, require_runtime
 from tao_ros.core.geometry import iou_matrix
-from tao_ros.errors import ConfigError, PluginError
+from tao_ros.errors import PluginError
 from tao_ros.hookspecs import Param, hookimpl
 from tao_ros.types import Detections, FrameContext
 
@@ -143,10 +143,6 @@ class PoseFeature(TrackAveragedFeature):
 
     def __init__(self, **params):
         super().__init__(**params)
-        if params["every"] > params["window"]:
-            raise ConfigError(f"pose.every ({params['every']}) exceeds pose.window ({params['window']}): poses would "
-                              "be unknown between measurements; raise window or lower every")
-        self.frames_seen = 0
         self.blazepose = self.model = None
         weights = params["weights"]
         if weights.endswith(".tflite") and exported_metadata(require_file(weights)).get("task") is None:
@@ -181,16 +177,11 @@ class PoseFeature(TrackAveragedFeature):
                               "pose model) or use a pose detector")
         return keypoints
 
-    def reset(self) -> None:
-        super().reset()
-        self.frames_seen = 0
-
     def extract(self, context: FrameContext, detections: Detections, depth: np.ndarray) -> np.ndarray:
-        self.frames_seen += 1
-        if (self.frames_seen - 1) % self.p["every"]:
-            keypoints = np.full((len(detections), COCO_KEYPOINTS, 3), np.nan)  # not measured this frame
-        else:
+        if self.measures_now():
             keypoints = self._keypoints(context, detections)
+        else:
+            keypoints = np.full((len(detections), COCO_KEYPOINTS, 3), np.nan)
         return self.history.smooth(detections.ids, body_relative(keypoints, detections.xyxy, self.p["min_visibility"]))
 
 
