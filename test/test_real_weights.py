@@ -110,6 +110,27 @@ def test_blazepose_on_a_person_crop_puts_the_head_above_the_hips_and_small_peopl
     assert np.isnan(values[1]).all()
 
 
+def test_pose_tells_a_person_raising_his_arms_from_himself_standing_by_a_model_of_normal_people(weights):
+    avenue = shared("data") / "cuhk-avenue-dev"
+    overrides = pretrained_overrides(weights)
+    overrides.update(features=["pose"], pose={**overrides["pose"], "every": 1})
+    pipeline = AnomalyPipeline(load_config(PRETRAINED_CONFIG, overrides))
+    clips = open_clips(avenue / "training" / "frames")  # every 4th normal frame: a few hundred poses
+    pipeline.fit([(c.name, lambda c=c: (f for f in c.frames() if f.index % 4 == 0)) for c in clips])
+    standing, raised = [], []  # clip 17: the man at the left edge, hands behind his back, then arms up
+    for frame in frames(avenue / "testing" / "frames" / "17", 0, 250):
+        result = pipeline.process(frame)
+        x1, y1, x2, y2 = result.detections.xyxy.T
+        on_him = np.flatnonzero((x1 < 30) & (y2 - y1 > 150))
+        scores = result.feature_scores["pose"][on_him]
+        if 57 <= frame.index < 99:
+            standing += scores[np.isfinite(scores)].tolist()
+        elif frame.index >= 150:
+            raised += scores[np.isfinite(scores)].tolist()
+    assert len(standing) >= 20 and len(raised) >= 50, (len(standing), len(raised))
+    assert np.median(raised) > np.percentile(standing, 90), (np.median(raised), np.percentile(standing, 90))
+
+
 def test_the_node_over_dds_with_the_pretrained_profile_publishes_labelled_detections(fitted, ped2, weights, tmp_path,
                                                                                        ros_domain):
     from conftest import import_ros
