@@ -381,7 +381,7 @@ class AnomalyPipeline:
                 continue
             standardized[feature] = np.full(len(keep), np.nan)
             standardized[feature][known] = self.standardizers[feature](training_scores, self.config.standardization)
-        if self.unscored == set(self.features):
+        if self.features and self.unscored == set(self.features):
             raise InputError(f"no feature could be modelled from the normal data ({summary} objects described per "
                              "feature): fit on more normal footage or check the features' parameters")
         # quantiles of the normal objects' held-out summed scores, for thresholds set as a false-alarm rate
