@@ -58,13 +58,14 @@ def test_pickled_checkpoint_needs_explicit_trust(tmp_path):
 def test_pose_feature_from_an_ultralytics_pose_model_or_the_detectors_keypoints_is_relative_to_the_hips():
     from tao_ros.types import Detections
 
-    feature = PluginRegistry.discover().create("feature", "pose", {"weights": "yolov8n-pose.yaml"})
+    # a 70 px person: below the default pose.min_height (BlazePose's), so the test lowers it
+    feature = PluginRegistry.discover().create("feature", "pose", {"weights": "yolov8n-pose.yaml", "min_height": 48})
     detections = Detections(np.array([[10, 10, 50, 80]]), labels=np.array(["person"]))
     values = feature.extract(context(), detections, np.ones(1))
     assert values.shape == (1, 34)
     keypoints = np.zeros((1, 17, 3))
     keypoints[0, 0] = [30, 17, 0.9]  # nose, visible, 28 px above the box centre of a 70 px box
-    no_model = PluginRegistry.discover().create("feature", "pose")
+    no_model = PluginRegistry.discover().create("feature", "pose", {"min_height": 48})
     values = no_model.extract(context(), Detections(detections.xyxy, labels=detections.labels, keypoints=keypoints),
                               np.ones(1))
     np.testing.assert_allclose(values[0, :2], [0.0, -0.4])  # hips unseen: relative to the box centre
