@@ -70,6 +70,15 @@ def test_fit_then_run_on_clip_folders(training_root, tmp_path, capsys):
         float(row[6])
 
 
+def test_fit_says_which_feature_described_too_few_normal_objects_to_score(training_root, tmp_path, capsys):
+    model = tmp_path / "model.npz"
+    assert main(["fit", str(training_root), "--output", str(model), "-p", "features=[speed, pose]",
+                 "-p", "pose.min_height=1000"]) == 0
+    out = capsys.readouterr().out
+    assert "pose: 0 objects, too few: scores nothing" in out
+    assert "speed: " in out and "speed: 0 objects" not in out
+
+
 def test_run_on_a_video_file(training_root, tmp_path):
     model = tmp_path / "model.npz"
     main(["fit", str(training_root / "01"), "--output", str(model)])
