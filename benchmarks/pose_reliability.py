@@ -47,7 +47,8 @@ def normal_poses(data: Path, weights: Path) -> tuple[np.ndarray, np.ndarray, np.
 
 def reliable_from(heights: np.ndarray, distances: np.ndarray, bins: int = 10) -> tuple[list[tuple], float]:
     """[N] heights and held-out distances -> (rows (low, high, count, median distance) per height
-    quantile bin, the lowest bin's low edge whose median is at most the median of every taller person's)."""
+    quantile bin, the lowest bin's low edge whose median is at most the median of every taller person's;
+    the tallest bin's low edge where none is)."""
     edges = np.quantile(heights, np.linspace(0, 1, bins + 1))
     rows, found = [], float(edges[-2])
     for low, high in zip(edges[:-1], edges[1:]):

@@ -58,7 +58,7 @@ def test_pickled_checkpoint_needs_explicit_trust(tmp_path):
 def test_pose_feature_from_an_ultralytics_pose_model_or_the_detectors_keypoints_is_relative_to_the_hips():
     from tao_ros.types import Detections
 
-    # a 70 px person: below the default pose.min_height (BlazePose's), so the test lowers it
+    # a 70 px person: below the default pose.min_height (128 px), so the test lowers it
     feature = PluginRegistry.discover().create("feature", "pose", {"weights": "yolov8n-pose.yaml", "min_height": 48})
     detections = Detections(np.array([[10, 10, 50, 80]]), labels=np.array(["person"]))
     values = feature.extract(context(), detections, np.ones(1))
