@@ -14,17 +14,39 @@ from tao_ros.eval.groundtruth import guess_format, read_ground_truth, regions_fr
 
 def two_blob_masks():
     masks = np.zeros((3, 20, 30), bool)
-    masks[0, 2:6, 2:6] = True      # track A
-    masks[1, 3:7, 3:7] = True      # A moves a little
+    masks[0, 2:7, 2:7] = True      # track A
+    masks[1, 3:8, 3:8] = True      # A moves a little
     masks[1, 10:15, 20:25] = True  # track B appears
     masks[2, 10:15, 21:26] = True  # B continues, A gone
     return masks
 
 
 def test_regions_and_tracks_from_masks():
-    regions = regions_from_masks("c", two_blob_masks())
+    regions, specks = regions_from_masks("c", two_blob_masks())
     assert [(r.frame, r.track) for r in regions] == [(0, 1), (1, 1), (1, 2), (2, 2)]
-    np.testing.assert_array_equal(regions[0].box, [2, 2, 5, 5])  # inclusive corners
+    np.testing.assert_array_equal(regions[0].box, [2, 2, 6, 6])  # inclusive corners
+    assert specks == 0
+
+
+def test_annotation_specks_are_no_tracks_but_still_label_their_frame(tmp_path):
+    masks = np.zeros((4, 40, 60), bool)
+    masks[2:, 5:15, 5:15] = True   # an object on frames 2 and 3
+    masks[1, 30:32, 40:43] = True  # frame 1: only a 6-pixel speck, as in Avenue 17's frame 103
+    masks[3, 30:35, 40:45] = True  # 25 pixels: an object
+    regions, specks = regions_from_masks("c", masks)
+    assert specks == 1
+    assert [(r.frame, r.track) for r in regions] == [(2, 1), (3, 1), (3, 2)]
+    assert len(regions_from_masks("c", masks, min_pixels=1)[0]) == 4
+
+    (tmp_path / "gt").mkdir()
+    np.savez(tmp_path / "gt" / "01.npz", mask=masks)
+    pred = tmp_path / "pred" / "01"
+    pred.mkdir(parents=True)
+    (pred / "objects.csv").write_text("frame,object_id,x1,y1,x2,y2,score\n2,1,5,5,15,15,5.0\n")
+    metrics = evaluate(tmp_path / "pred", read_ground_truth(tmp_path / "gt"), threshold=2.0)
+    assert metrics["specks"] == 1 and metrics["tracks"] == 2 and metrics["regions"] == 3
+    assert metrics["curves"]["frame_labels"].tolist() == [False, True, True, True]  # the speck's frame too
+    assert any("1 mask component(s) under 25 pixels" in note for note in metrics["notes"])
 
 
 def test_ped2_reader(tmp_path):

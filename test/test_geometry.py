@@ -10,7 +10,7 @@ pytest.importorskip("hypothesis")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from tao_ros.core.geometry import box_area, iou_matrix, mask_to_box, merge_overlapping  # noqa: E402
+from tao_ros.core.geometry import box_area, covered_share, iou_matrix, mask_to_box, merge_overlapping  # noqa: E402
 
 coordinate = st.integers(0, 60)
 
@@ -88,3 +88,11 @@ def test_mask_to_box_is_exclusive_and_none_when_empty():
     assert mask_to_box(mask) is None
     mask[1:3, 2:5] = True
     np.testing.assert_array_equal(mask_to_box(mask), [2, 1, 5, 3])
+
+
+def test_covered_share_is_the_largest_share_one_other_box_covers():
+    boxes = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [0, 0, 4, 10], [50, 50, 60, 60]], float)
+    # box 0: half under box 1 (box 2 covers 40%); box 1: half under box 0; box 2: wholly inside box 0
+    np.testing.assert_allclose(covered_share(boxes), [0.5, 0.5, 1.0, 0.0])
+    assert covered_share(np.zeros((0, 4))).shape == (0,)
+    assert covered_share(boxes[:1]).tolist() == [0.0]

@@ -108,6 +108,26 @@ def test_a_person_who_stops_giving_a_pose_has_none_a_window_later_not_the_last_o
     assert np.isnan(feature.extract(context, small, np.ones(1))).all()
 
 
+def test_a_person_partly_behind_another_gets_no_pose_and_one_beside_him_keeps_it():
+    feature = PluginRegistry.discover().create("feature", "pose", {"min_height": 48, "window": 1})
+    context = FrameContext(0, np.zeros((100, 200, 3), np.uint8), np.zeros((100, 200), np.uint8))
+    keypoints = np.zeros((4, 17, 3))
+    keypoints[:, 0, 2] = 0.9  # a visible nose each
+    boxes = np.array([[10, 10, 50, 90],     # in front
+                      [40, 10, 80, 90],     # a quarter of his box behind the first's: two people in his crop
+                      [120, 10, 160, 90],   # alone
+                      [158, 10, 198, 90]],  # beside him, touching: 2 px of 40 shared (5%), under pose.max_covered
+                     float)
+    people = Detections(boxes, labels=np.array(["person"] * 4), ids=np.arange(1, 5), keypoints=keypoints)
+    known = np.isfinite(feature.extract(context, people, np.ones(4))).all(axis=1)
+    assert known.tolist() == [False, False, True, True]  # both of the overlapping pair: each covers the other by 1/4
+    loose = PluginRegistry.discover().create("feature", "pose", {"min_height": 48, "window": 1, "max_covered": 0.3})
+    assert np.isfinite(loose.extract(context, people, np.ones(4))).all()
+    # a car's box covering a person is no second person in the crop
+    car = Detections(boxes[:2], labels=np.array(["person", "car"]), ids=np.arange(1, 3), keypoints=keypoints[:2])
+    assert np.isfinite(feature.extract(context, car, np.ones(2))[0]).all()
+
+
 def test_pose_measured_every_third_frame_stands_in_between_and_every_beyond_the_window_is_refused():
     registry = PluginRegistry.discover()
     feature = registry.create("feature", "pose", {"window": 3, "every": 3, "min_height": 48})

@@ -5,7 +5,8 @@ Keypoints come from MediaPipe's BlazePose landmark model (a ``.tflite`` file, ru
 person crops, batched), from an ultralytics pose model matched to the boxes, or from the detector's
 own keypoints. Either way the feature is the 17 COCO keypoints relative to the body: around the
 hips' midpoint, in units of the person's height, each keypoint the model does not see at the hips
-(visibility-masked). People too small to hold a pose get no pose (unknown), never a wrong one.
+(visibility-masked). People too small to hold a pose, or partly behind another person, get no pose
+(unknown), never a wrong one.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 
 from tao_ros.builtin.features import TrackAveragedFeature
 from tao_ros.builtin.weights import exported_metadata, load_yolo, require_file, require_runtime
-from tao_ros.core.geometry import iou_matrix
+from tao_ros.core.geometry import covered_share, iou_matrix
 from tao_ros.errors import PluginError
 from tao_ros.hookspecs import Param, hookimpl
 from tao_ros.types import Detections, FrameContext
@@ -109,8 +110,8 @@ def body_relative(keypoints: np.ndarray, xyxy: np.ndarray, min_visibility: float
 
 class PoseFeature(TrackAveragedFeature):
     """Body pose: the 17 COCO keypoints relative to the hips, in person heights, averaged along the
-    track (see the module docstring). Unknown for objects that are no person, too small, or where
-    the model finds no pose."""
+    track (see the module docstring). Unknown for objects that are no person, too small, covered by
+    another person, or where the model finds no pose."""
 
     name = "pose"
     expires = True  # a pose measured once is no pose frames later (the person moved, or left the crop)
@@ -128,6 +129,10 @@ class PoseFeature(TrackAveragedFeature):
                                  "are noise that outscores real pose anomalies (on Avenue's normal clips, people from 123 "
                                  "px up are no noisier than taller ones: benchmarks/pose_reliability.py).",
                             minimum=1),
+        "max_covered": Param(0.1, "People whose box another person's box covers by more than this share get no pose: "
+                                  "the crop holds two people, whose limbs the pose model mixes (on Avenue's normal clips, "
+                                  "poses are noisier from a tenth covered on: benchmarks/pose_reliability.py).",
+                             minimum=0.0, maximum=1.0),
         "min_presence": Param(0.5, "Least BlazePose pose-present score for a crop to have a pose.",
                               minimum=0.0, maximum=1.0),
         "min_visibility": Param(0.5, "Keypoints less visible than this are treated as unseen.", minimum=0.0),
@@ -156,7 +161,10 @@ class PoseFeature(TrackAveragedFeature):
     def _keypoints(self, context: FrameContext, detections: Detections) -> np.ndarray:
         """[N, 17, 3] keypoints per detection in frame pixels, NaN where there is no pose."""
         keypoints = np.full((len(detections), COCO_KEYPOINTS, 3), np.nan)
-        wanted = np.isin(detections.labels, self.p["labels"]) & (detections.height >= self.p["min_height"])
+        people = np.isin(detections.labels, self.p["labels"])
+        covered = np.zeros(len(detections))
+        covered[people] = covered_share(detections.xyxy[people])
+        wanted = people & (detections.height >= self.p["min_height"]) & (covered <= self.p["max_covered"])
         if not wanted.any():
             return keypoints
         if self.blazepose is not None:

@@ -39,6 +39,14 @@ def containment_matrix(inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
     return np.divide(shared, area, out=np.zeros_like(shared), where=area > 0)
 
 
+def covered_share(xyxy: np.ndarray) -> np.ndarray:
+    """[N, 4] boxes -> [N] largest share of each box's area that one other box of them covers (0 for a
+    box that overlaps no other)."""
+    share = containment_matrix(xyxy, xyxy)
+    np.fill_diagonal(share, 0.0)
+    return share.max(axis=1, initial=0.0)
+
+
 def enclosing_box(xyxy: np.ndarray) -> np.ndarray:
     """[N, 4] boxes (N >= 1) -> [4] smallest box containing them all."""
     xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from tao_ros.errors import InputError
-from tao_ros.eval.groundtruth import ClipTruth
+from tao_ros.eval.groundtruth import MIN_REGION_PIXELS, ClipTruth
 from tao_ros.eval.metrics import (Detection, PixelAccumulator, frame_score_40_percent, mask_iou, rbdc_tbdc,
                                   roc_auc)
 from tao_ros.io.outputs import LOCATION_HEADER, OBJECTS_HEADER
@@ -88,7 +88,7 @@ def evaluate(pred_dir: str | Path, truths: list[ClipTruth], threshold: float) ->
     detections, regions, total_frames = [], [], 0
     frame_labels, frame_scores, pixel_frame_scores, ious = [], [], [], []
     pixels = PixelAccumulator()
-    per_clip, missing, notes = {}, [], set()
+    per_clip, missing, notes, specks = {}, [], set(), 0
     for truth in truths:
         objects = pred_dir / truth.name / "objects.csv"
         if objects.is_file():
@@ -98,6 +98,7 @@ def evaluate(pred_dir: str | Path, truths: list[ClipTruth], threshold: float) ->
             prediction = ClipPrediction(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0), None)
         if truth.derived_tracks:
             notes.add("regions and tracks derived from pixel masks (connected components linked across frames)")
+        specks += truth.specks
         total_frames += truth.num_frames
         regions += truth.regions
         detections += [Detection(truth.name, int(f), b - np.array([0, 0, 1, 1]), float(s))
@@ -126,6 +127,9 @@ def evaluate(pred_dir: str | Path, truths: list[ClipTruth], threshold: float) ->
         clip_metrics.update(rbdc=clip_curve.rbdc, tbdc=clip_curve.tbdc)
         per_clip[truth.name] = clip_metrics
 
+    if specks:
+        notes.add(f"{specks} mask component(s) under {MIN_REGION_PIXELS} pixels taken for annotation specks: "
+                  f"no regions or tracks (their pixels count in the frame and pixel metrics)")
     curve = rbdc_tbdc(detections, regions, max(total_frames, 1), operating_threshold=threshold)
     labels, best = np.concatenate(frame_labels or [np.zeros(0, bool)]), np.concatenate(frame_scores or [np.zeros(0)])
     has_pixels = bool(pixel_frame_scores)
@@ -145,6 +149,7 @@ def evaluate(pred_dir: str | Path, truths: list[ClipTruth], threshold: float) ->
         "frames": total_frames,
         "regions": len(regions),
         "tracks": len({(r.clip, r.track) for r in regions}),
+        "specks": specks,
     }
     fpr, tpr, _ = pixels.curves() if has_pixels else (np.zeros(0), np.zeros(0), None)
     metrics["curves"] = {"detection": curve, "frame_labels": labels, "frame_scores": best,
