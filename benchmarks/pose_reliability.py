@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tao_ros.builtin.pose import covered_by_people
 from tao_ros.builtin.scorers import KnnScorer
 from tao_ros.config import load_config
-from tao_ros.core.geometry import covered_share
 from tao_ros.core.pipeline import AnomalyPipeline
 from tao_ros.io.sources import open_clips
 
@@ -51,10 +51,7 @@ def normal_poses(data: Path, weights: Path) -> tuple[np.ndarray, np.ndarray, np.
             _, detections, described = pipeline.describe(frame)
             known = np.all(np.isfinite(described["pose"]), axis=1)
             heights.append(detections.height[known])
-            people = np.isin(detections.labels, labels)
-            share = np.zeros(len(detections))
-            share[people] = covered_share(detections.xyxy[people])
-            covered.append(share[known])
+            covered.append(covered_by_people(detections, labels)[known])
             poses.append(described["pose"][known])
             groups.append(np.full(int(known.sum()), index))
     return np.concatenate(heights), np.concatenate(covered), np.concatenate(poses), np.concatenate(groups)

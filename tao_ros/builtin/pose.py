@@ -92,6 +92,15 @@ class BlazePose:
         return keypoints, present
 
 
+def covered_by_people(detections: Detections, labels: list[str]) -> np.ndarray:
+    """[N] largest share of each person's box (an object with one of ``labels``) that another person's
+    box covers; 0 for the other objects."""
+    people = np.isin(detections.labels, labels)
+    covered = np.zeros(len(detections))
+    covered[people] = covered_share(detections.xyxy[people])
+    return covered
+
+
 def body_relative(keypoints: np.ndarray, xyxy: np.ndarray, min_visibility: float) -> np.ndarray:
     """[N, 17, 3] keypoints (x, y, visibility) of [N, 4] boxes -> [N, 34] (x, y) of each keypoint
     relative to the hips' midpoint (the box's centre where a hip is unseen), in units of the box
@@ -162,9 +171,8 @@ class PoseFeature(TrackAveragedFeature):
         """[N, 17, 3] keypoints per detection in frame pixels, NaN where there is no pose."""
         keypoints = np.full((len(detections), COCO_KEYPOINTS, 3), np.nan)
         people = np.isin(detections.labels, self.p["labels"])
-        covered = np.zeros(len(detections))
-        covered[people] = covered_share(detections.xyxy[people])
-        wanted = people & (detections.height >= self.p["min_height"]) & (covered <= self.p["max_covered"])
+        wanted = people & (detections.height >= self.p["min_height"]) \
+            & (covered_by_people(detections, self.p["labels"]) <= self.p["max_covered"])
         if not wanted.any():
             return keypoints
         if self.blazepose is not None:
