@@ -115,7 +115,7 @@ def test_pose_tells_a_person_raising_his_arms_from_himself_standing_by_a_model_o
     overrides = pretrained_overrides(weights)
     overrides.update(features=["pose"], pose={**overrides["pose"], "every": 1})
     pipeline = AnomalyPipeline(load_config(PRETRAINED_CONFIG, overrides))
-    clips = open_clips(avenue / "training" / "frames")  # every 4th normal frame: a few hundred poses
+    clips = open_clips(avenue / "training" / "frames")  # every 4th normal frame: ~100 poses of people alone
     pipeline.fit([(c.name, lambda c=c: (f for f in c.frames() if f.index % 4 == 0)) for c in clips])
     standing, raised = [], []  # clip 17: the man at the left edge, hands behind his back, then arms up
     for frame in frames(avenue / "testing" / "frames" / "17", 0, 250):
