@@ -53,6 +53,7 @@ setup(
             "tao_ros.open_set = tao_ros.builtin.open_set",
             "tao_ros.depth = tao_ros.builtin.depth",
             "tao_ros.features = tao_ros.builtin.features",
+            "tao_ros.trajectory = tao_ros.builtin.trajectory",
             "tao_ros.learned = tao_ros.builtin.learned",
             "tao_ros.scorers = tao_ros.builtin.scorers",
             "tao_ros.ultralytics = tao_ros.builtin.ultralytics_models",

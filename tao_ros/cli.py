@@ -174,17 +174,17 @@ def cmd_run(args) -> int:
     print(f"wrote {len(folders)} clip folder(s) under {args.output}")
     if args.eval:
         return evaluate_and_report(args.output, args.eval, args.gt_format, args.report or Path(args.output) / "report",
-                                   pipeline.threshold)
+                                   pipeline.threshold, pipeline.config.merge_iou)
     return 0
 
 
-def evaluate_and_report(pred_dir, gt, gt_format, report_dir, threshold) -> int:
+def evaluate_and_report(pred_dir, gt, gt_format, report_dir, threshold, merge_iou) -> int:
     from tao_ros.eval.evaluate import evaluate, format_table, write_report
     from tao_ros.eval.groundtruth import read_ground_truth
     from tao_ros.io.outputs import ensure_writable
 
     ensure_writable(report_dir)
-    metrics = evaluate(pred_dir, read_ground_truth(gt, gt_format), threshold)
+    metrics = evaluate(pred_dir, read_ground_truth(gt, gt_format), threshold, merge_iou)
     print(format_table(metrics))
     written = write_report(metrics, report_dir)
     print(f"report: {', '.join(str(p) for p in written)}")
@@ -192,8 +192,9 @@ def evaluate_and_report(pred_dir, gt, gt_format, report_dir, threshold) -> int:
 
 
 def cmd_eval(args) -> int:
-    threshold = args.threshold if args.threshold is not None else _config(args).threshold
-    return evaluate_and_report(args.pred_dir, args.gt, args.gt_format, args.output, threshold)
+    config = _config(args)
+    threshold = args.threshold if args.threshold is not None else config.threshold
+    return evaluate_and_report(args.pred_dir, args.gt, args.gt_format, args.output, threshold, config.merge_iou)
 
 
 def cmd_synth(args) -> int:
@@ -247,7 +248,8 @@ def cmd_demo(args) -> int:
     if writer is not None:
         writer.release()
     print("[4/4] evaluating against the exact ground truth")
-    code = evaluate_and_report(output / "run", test, "bag", output / "report", pipeline.threshold)
+    code = evaluate_and_report(output / "run", test, "bag", output / "report", pipeline.threshold,
+                               pipeline.config.merge_iou)
     print(f"overlay video: {video}")
     return code
 

@@ -25,7 +25,12 @@ OPTIONS: dict[str, Param] = {
     "scorer": Param("knn", "Density model plugin: 'knn' or 'mahalanobis'."),
     "standardization": Param("zscore", "How each feature's score is scaled by the training scores: 'zscore' "
                                        "(mean/std), 'minmax' (min to 99.9th percentile) or 'logz' (z-score of the log).",
-                             choices=("zscore", "minmax", "logz")),
+                             choices=("zscore", "minmax", "logz", "tail")),
+    "combination": Param("sum", "How the standardized feature scores are combined: 'sum' (as the paper) or "
+                                "'excess' (each feature's excess over its typical normal score, so that evidence "
+                                "that carries nothing for a scene adds no spread). A feature that cannot describe "
+                                "an object gives it a typical normal object's score under both.",
+                         choices=("sum", "excess")),
     "threshold": Param(1.5, "Objects whose summed standardized score reaches this are anomalous (when "
                             "threshold_quantile is 0)."),
     "threshold_quantile": Param(0.99, "If > 0, the threshold is this quantile of the normal training objects' "

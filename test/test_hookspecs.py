@@ -200,12 +200,12 @@ def test_fit_runs_the_detector_once_per_training_frame_and_describes_what_it_fou
     once = AnomalyPipeline(load_config(overrides={"detector": "counting_motion"}), registry)
     CountingMotion.calls = 0
     detected = once.fit_scene(sources)
-    rows, _ = once.describe_normal(sources, detected=detected)
+    rows, *_ = once.describe_normal(sources, detected=detected)
     assert CountingMotion.calls == 80
     # the same vectors as describing with the detector running again (it is deterministic)
     twice = AnomalyPipeline(load_config(overrides={"detector": "counting_motion"}), registry)
     twice.fit_scene(sources)
-    again, _ = twice.describe_normal(sources)
+    again, *_ = twice.describe_normal(sources)
     assert CountingMotion.calls == 240
     for feature in rows:
         np.testing.assert_allclose(rows[feature], again[feature], rtol=1e-5)  # float32 flow, rounding apart

@@ -121,3 +121,26 @@ def test_id_switches_count_changes_of_the_predicted_id_matched_to_a_truth_track(
     counts = count_id_switches(frames)
     assert (counts.truth, counts.matched, counts.id_switches) == (6, 5, 1)
     assert counts.recall == pytest.approx(5 / 6)
+
+
+def test_operating_point_merges_flagged_boxes_counts_false_ones_and_each_tracks_flagged_share():
+    from tao_ros.eval.metrics import operating_point
+
+    regions = [Region("a", f, 1, np.array([10, 10, 29, 49])) for f in range(4)] + [Region("a", 0, 2, np.array([100, 10, 119, 49]))]
+    detections = [
+        # frame 0: two overlapping halves of track 1's object, merged into one box on it
+        Detection("a", 0, np.array([10, 10, 29, 35]), 5.0), Detection("a", 0, np.array([10, 20, 29, 49]), 4.0),
+        # frame 1: on track 1 but below the threshold
+        Detection("a", 1, np.array([10, 10, 29, 49]), 1.0),
+        # frame 2: on track 1; and far from every region: one false box
+        Detection("a", 2, np.array([10, 10, 29, 49]), 3.0), Detection("a", 2, np.array([200, 200, 220, 230]), 9.0),
+        # frame 3: two overlapping boxes on nothing: one false box once merged
+        Detection("a", 3, np.array([300, 300, 330, 340]), 3.0), Detection("a", 3, np.array([305, 300, 335, 340]), 3.0),
+    ]
+    point = operating_point(detections, regions, total_frames=10, threshold=2.0, merge_iou=0.3)
+    assert point.tracks == {("a", 1): (4, 0.5), ("a", 2): (1, 0.0)}
+    assert point.false_boxes_per_frame == pytest.approx(0.2)
+    # unmerged, frame 3 holds two false boxes
+    assert operating_point(detections, regions, 10, 2.0, merge_iou=1.0).false_boxes_per_frame == pytest.approx(0.3)
+    assert operating_point([], regions, 10, 2.0, 0.3).tracks[("a", 1)] == (4, 0.0)
+    assert operating_point(detections, regions, 10, 100.0, 0.3).false_boxes_per_frame == 0.0

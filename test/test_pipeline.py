@@ -177,19 +177,29 @@ def test_pipeline_device_reaches_plugins_unless_set_for_them():
     assert own.detector.plugin.device == "cpu"
 
 
-def test_threshold_quantile_flags_that_share_of_normal_objects(fitted_pipeline):
-    from tao_ros.core.pipeline import TOTAL_QUANTILES
+def test_threshold_quantile_is_that_quantile_of_normal_frames_highest_object_score(fitted_pipeline):
+    from tao_ros.core.pipeline import TOTAL_QUANTILES, frame_maxima
 
-    totals = fitted_pipeline.training_totals
-    assert totals.shape == TOTAL_QUANTILES.shape and np.all(np.diff(totals) >= 0)
+    totals, maxima = fitted_pipeline.training_totals, fitted_pipeline.training_frame_maxima
+    assert maxima.shape == totals.shape == TOTAL_QUANTILES.shape and np.all(np.diff(maxima) >= 0)
+    # a frame's highest object scores at least as high as its objects: with several objects a frame,
+    # the frames' quantile lies above the objects' (about 1% of frames, not of objects, get a box)
+    at = TOTAL_QUANTILES.tolist().index(0.99)
+    assert maxima[at] > totals[at]
     config = fitted_pipeline.config
     try:
         config.options["threshold_quantile"] = 0.99
-        assert fitted_pipeline.threshold == pytest.approx(totals[TOTAL_QUANTILES.tolist().index(0.99)])
+        assert fitted_pipeline.threshold == pytest.approx(maxima[at])
         config.options["threshold_quantile"] = 0.0
         assert fitted_pipeline.threshold == config.threshold
+        config.options["threshold_quantile"] = 0.99
+        fitted_pipeline.training_frame_maxima = None  # a model file of an older tao_ros: the objects' quantile
+        assert fitted_pipeline.threshold == pytest.approx(totals[at])
     finally:
         config.options["threshold_quantile"] = 0.99
+        fitted_pipeline.training_frame_maxima = maxima
+    np.testing.assert_array_equal(frame_maxima(np.array([1.0, 5.0, 2.0, 0.5]), np.array([3, 3, 7, 9])), [5.0, 2.0, 0.5])
+    assert frame_maxima(np.zeros(0), np.zeros(0, np.int64)).shape == (0,)
 
 
 def test_fit_in_steps_equals_fit_and_groups_follow_clips():
@@ -202,12 +212,15 @@ def test_fit_in_steps_equals_fit_and_groups_follow_clips():
     whole.fit(sources)
     steps = AnomalyPipeline(load_config())
     steps.fit_scene(sources)
-    rows, groups = steps.describe_normal(sources)
+    rows, groups, frames = steps.describe_normal(sources)
     assert set(np.unique(groups)) == {0, 1}
     assert all(len(values) == len(groups) for values in rows.values())
-    steps.fit_density(rows, groups)
+    # frames numbered across the clips: the second clip's follow the first's 40
+    assert frames.min() >= 0 and frames.max() < 80 and np.all(frames[groups == 1] >= 40)
+    steps.fit_density(rows, groups, frames)
     # float32 optical flow may differ in its last bits between runs (OpenCV's threads)
     np.testing.assert_allclose(steps.training_totals, whole.training_totals, rtol=1e-5)
+    np.testing.assert_allclose(steps.training_frame_maxima, whole.training_frame_maxima, rtol=1e-5)
     probe = {name: values[:25] for name, values in rows.items()}
     np.testing.assert_allclose(steps.score_features(probe, 25)[1], whole.score_features(probe, 25)[1], rtol=1e-5)
 

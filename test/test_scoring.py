@@ -43,6 +43,33 @@ def test_combine_sums_features_and_treats_unknown_as_typical():
     total = combine({"speed": np.array([1.0, np.nan, 2.0]), "depth": np.array([0.5, 1.0, np.nan])}, 3)
     np.testing.assert_allclose(total, [1.5, 1.0, 2.0])
     assert combine({}, 0).shape == (0,)
+    typical = {"speed": 0.25, "depth": -0.5}
+    np.testing.assert_allclose(combine({"speed": np.array([1.0, np.nan, 2.0]), "depth": np.array([0.5, 1.0, np.nan])},
+                                       3, typical), [1.5, 1.25, 1.5])
+
+
+@pytest.mark.parametrize("method", ["zscore", "minmax", "logz"])
+def test_an_object_a_feature_cannot_describe_scores_as_a_typical_normal_object_under_every_standardization(
+        method, rng):
+    normal = rng.gamma(2.0, 1.0, 500)  # skewed, as kNN distances are: mean and median differ
+    standardizer = Standardizer.fit(normal)
+    typical = standardizer.typical(method)
+    assert typical == pytest.approx(np.median(standardizer(normal, method)), rel=1e-4)
+    assert typical != pytest.approx(0.0, abs=1e-3)  # so the tests below tell typical from zero
+    known = standardizer(np.array([normal.max()]), method)[0]
+    for rule in ("sum", "excess"):
+        unknown_pose = combine({"speed": np.array([known, known]), "pose": np.array([typical, np.nan])}, 2,
+                               {"speed": typical, "pose": typical}, rule)
+        assert unknown_pose[0] == pytest.approx(unknown_pose[1])
+
+
+def test_the_excess_rule_adds_only_what_each_feature_gives_above_its_typical_normal_score():
+    standardized = {"speed": np.array([3.0, -1.0, 0.5]), "pose": np.array([0.0, 2.0, np.nan])}
+    typical = {"speed": 0.5, "pose": 0.5}
+    np.testing.assert_allclose(combine(standardized, 3, typical, "excess"), [2.5, 1.5, 0.0])
+    np.testing.assert_allclose(combine(standardized, 3, typical, "sum"), [3.0, 1.0, 1.0])
+    with pytest.raises(InputError, match="unknown combination rule 'max'"):
+        combine(standardized, 3, typical, "max")
 
 
 @pytest.mark.parametrize("scorer_cls", [KnnScorer, MahalanobisScorer])

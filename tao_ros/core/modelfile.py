@@ -99,8 +99,8 @@ def load_model(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
 
 
 # ---------------------------------------------------------------------- a pipeline as a model file
-FIT_OPTIONS = ("detector", "depth_source", "features", "scorer", "standardization", "max_training_samples",
-               "fit_chunk_frames")
+FIT_OPTIONS = ("detector", "depth_source", "features", "scorer", "standardization", "combination",
+               "max_training_samples", "fit_chunk_frames")
 """Options that shape a fitted model: loading it under other values is an error."""
 POST_OPTIONS = ("threshold", "threshold_quantile", "score_window", "merge_iou", "prompt_interval", "segmenter")
 """Options that act after scoring: loading a model under other values only warns."""
@@ -150,6 +150,8 @@ def save_pipeline(pipeline: AnomalyPipeline, path) -> Path:
         arrays.update({f"scorer/{name}/{k}": v for k, v in pipeline.scorers[name].state().items()})
         arrays[f"standardizer/{name}"] = pipeline.standardizers[name].stats
     arrays["training_totals"] = pipeline.training_totals
+    if pipeline.training_frame_maxima is not None:
+        arrays["training_frame_maxima"] = pipeline.training_frame_maxima
     frame_size = None if pipeline.frame_size is None else {"height": pipeline.frame_size[0],
                                                            "width": pipeline.frame_size[1]}
     return save_model(path, arrays, {"tao_ros_version": __version__, "layout": _layout(pipeline),
@@ -198,6 +200,7 @@ def load_pipeline(pipeline: AnomalyPipeline, path) -> None:
         raise ModelFileError(f"{path}: its arrays do not fit the configured plugins ({type(exc).__name__}: {exc}); "
                              "refit with 'tao-ros fit'") from None
     pipeline.training_totals = arrays.get("training_totals")
+    pipeline.training_frame_maxima = arrays.get("training_frame_maxima")
     size = metadata.get("frame_size")
     pipeline.frame_size = None if size is None else (int(size["height"]), int(size["width"]))
     if size is None:

@@ -78,6 +78,18 @@ class Detected:
         return np.unpackbits(self.packed, count=self.shape[0] * self.shape[1]).reshape(self.shape).astype(bool)
 
 
+def frame_maxima(scores: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """[N] object scores and [N] frame of each -> [F] highest score of each frame that holds an
+    object (in frame order); empty for no objects."""
+    frames = np.asarray(frames)
+    if len(frames) == 0:
+        return np.zeros(0)
+    numbers, index = np.unique(frames, return_inverse=True)
+    highest = np.full(len(numbers), -np.inf)
+    np.maximum.at(highest, index, scores)
+    return highest
+
+
 def no_progress(iterator, **_):
     """The progress callback that shows nothing: the iterator itself."""
     return iterator
@@ -100,6 +112,7 @@ class AnomalyPipeline:
         # than pose.min_height): they score nothing with this model
         self.unscored: set[str] = set()
         self.training_totals: np.ndarray | None = None
+        self.training_frame_maxima: np.ndarray | None = None  # their quantiles over normal frames' highest
         self.segmenter = None
         if config.segmenter != "none":
             self.segmenter = GuardedPlugin("segmenter", create("segmenter", config.segmenter))
@@ -221,7 +234,7 @@ class AnomalyPipeline:
             self.last_scores[object_id] = score  # most recently seen last, so the oldest go first
         while len(self.last_scores) > 4096:
             self.last_scores.pop(next(iter(self.last_scores)))
-        anomalous = scores >= self.threshold
+        anomalous = scores > self.threshold
         merged, merged_scores = self._merge(detections[anomalous], scores[anomalous])
         prompts = self.prompts.update(context.frame_index, merged, merged_scores)
         result = FrameResult(context.frame_index, detections, scores, feature_scores, anomalous, merged,
@@ -252,7 +265,14 @@ class AnomalyPipeline:
                 scores[known] = self.standardizers[name](self.scorers[name].score(values[known]),
                                                          self.config.standardization)
             feature_scores[name] = scores
-        return feature_scores, combine(feature_scores, n)
+        return feature_scores, combine(feature_scores, n, self.typical_scores, self.config.combination)
+
+    @property
+    def typical_scores(self) -> dict[str, float]:
+        """Feature name -> the standardized score of a typical normal object, which an object the
+        feature cannot describe gets in the combination."""
+        return {name: standardizer.typical(self.config.standardization)
+                for name, standardizer in self.standardizers.items() if name in self.features}
 
     def normal_share(self, scores: np.ndarray) -> np.ndarray:
         """[N] summed scores -> [N] in [0, 1]: the share of the normal training objects whose held-out
@@ -265,12 +285,15 @@ class AnomalyPipeline:
 
     @property
     def threshold(self) -> float:
-        """The score at which an object is anomalous: ``threshold``, or with ``threshold_quantile``
-        set, that quantile of the normal objects' held-out summed scores (a false-alarm rate)."""
+        """The score above which an object is anomalous: ``threshold``, or with ``threshold_quantile``
+        set, that quantile of the normal frames' highest held-out object score, so that about
+        1 - quantile of normal frames carry a false box whatever the number of objects per frame
+        (a model fitted without frames, by an older tao_ros: that quantile of the normal objects')."""
         quantile = self.config.threshold_quantile
         if quantile <= 0 or self.training_totals is None:
             return self.config.threshold
-        return float(np.interp(quantile, TOTAL_QUANTILES, self.training_totals))
+        normal = self.training_totals if self.training_frame_maxima is None else self.training_frame_maxima
+        return float(np.interp(quantile, TOTAL_QUANTILES, normal))
 
     def _merge(self, boxes: Detections, scores: np.ndarray) -> tuple[Detections, np.ndarray]:
         """Merge overlapping anomalous boxes; a merged box keeps the id and label of its top-scoring member."""
@@ -291,8 +314,7 @@ class AnomalyPipeline:
         """
         clips = list(clips)
         detected = self.fit_scene(clips, progress)
-        rows, groups = self.describe_normal(clips, progress, detected)
-        return self.fit_density(rows, groups)
+        return self.fit_density(*self.describe_normal(clips, progress, detected))
 
     @property
     def learned_features(self) -> dict:
@@ -331,13 +353,16 @@ class AnomalyPipeline:
         return detected
 
     def describe_normal(self, clips: list[tuple[str, Callable[[], Iterator[StreamFrame]]]], progress=None,
-                        detected: list[list[Detected]] | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+                        detected: list[list[Detected]] | None = None
+                        ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """Second pass: every normal object's feature vectors -> (name -> [N, D], NaN where unknown;
-        [N] group of each object for held-out training scores). ``detected``: ``fit_scene``'s
-        result, so that the detector does not run again (None: it does)."""
+        [N] group of each object for held-out training scores; [N] the normal frame it is on,
+        numbered across clips). ``detected``: ``fit_scene``'s result, so that the detector does not
+        run again (None: it does)."""
         progress = progress or no_progress
         rows = {name: [np.zeros((0, len(p.plugin.columns)))] for name, p in self.features.items()}
-        groups = [np.zeros(0, np.int64)]
+        groups, frame_of = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+        frames_before = 0
         for clip_index, (name, frames) in enumerate(clips):
             self.reset()
             for k, frame in enumerate(progress(frames(), desc=f"features {name}")):
@@ -351,14 +376,18 @@ class AnomalyPipeline:
                 # the same object's neighbouring frames match it and make normal look too tight.
                 group = clip_index if len(clips) > 1 else context.frame_index // self.config.fit_chunk_frames
                 groups.append(np.full(len(detections), group))
+                frame_of.append(np.full(len(detections), frames_before + k))
                 for feature, values in features.items():
                     rows[feature].append(values)
+            frames_before += k + 1
         self.reset()
-        return {name: np.concatenate(values) for name, values in rows.items()}, np.concatenate(groups)
+        return ({name: np.concatenate(values) for name, values in rows.items()}, np.concatenate(groups),
+                np.concatenate(frame_of))
 
-    def fit_density(self, rows: dict[str, np.ndarray], groups: np.ndarray) -> dict:
+    def fit_density(self, rows: dict[str, np.ndarray], groups: np.ndarray, frames: np.ndarray | None = None) -> dict:
         """Fit each configured feature's density model and standardizer on normal objects' vectors
-        (name -> [N, D], NaN rows unknown; [N] groups) -> summary (objects used per feature)."""
+        (name -> [N, D], NaN rows unknown; [N] groups; [N] normal frame of each object, for the
+        threshold as a share of normal frames, see ``threshold``) -> summary (objects per feature)."""
         keep = np.arange(len(groups))
         if len(groups) > self.config.max_training_samples:
             keep = np.linspace(0, len(groups) - 1, self.config.max_training_samples).astype(int)
@@ -385,7 +414,11 @@ class AnomalyPipeline:
             raise InputError(f"no feature could be modelled from the normal data ({summary} objects described per "
                              "feature): fit on more normal footage or check the features' parameters")
         # quantiles of the normal objects' held-out summed scores, for thresholds set as a false-alarm rate
-        self.training_totals = np.quantile(combine(standardized, len(keep)), TOTAL_QUANTILES)
+        totals = combine(standardized, len(keep), self.typical_scores, self.config.combination)
+        self.training_totals = np.quantile(totals, TOTAL_QUANTILES)
+        self.training_frame_maxima = None
+        if frames is not None:
+            self.training_frame_maxima = np.quantile(frame_maxima(totals, np.asarray(frames)[keep]), TOTAL_QUANTILES)
         self.fitted = True
         self.reset()
         return summary

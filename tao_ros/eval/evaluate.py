@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from tao_ros.config import OPTIONS
 from tao_ros.errors import InputError
 from tao_ros.eval.groundtruth import MIN_REGION_PIXELS, ClipTruth
-from tao_ros.eval.metrics import (Detection, PixelAccumulator, frame_score_40_percent, mask_iou, rbdc_tbdc,
-                                  roc_auc)
+from tao_ros.eval.metrics import (Detection, PixelAccumulator, frame_score_40_percent, mask_iou, operating_point,
+                                  rbdc_tbdc, roc_auc)
 from tao_ros.io.outputs import LOCATION_HEADER, OBJECTS_HEADER
 
 
@@ -81,9 +82,12 @@ def pixel_scores(prediction: ClipPrediction, frame: int, shape: tuple[int, int])
     return scores
 
 
-def evaluate(pred_dir: str | Path, truths: list[ClipTruth], threshold: float) -> dict:
+def evaluate(pred_dir: str | Path, truths: list[ClipTruth], threshold: float,
+             merge_iou: float = OPTIONS["merge_iou"].default) -> dict:
     """All metrics of predictions in ``pred_dir`` against ``truths``, with per-clip values and the
-    curves needed for plots (under the key ``curves``)."""
+    curves needed for plots (under the key ``curves``). At ``threshold`` (the operating point), with
+    anomalous boxes merged as the pipeline merges them (``merge_iou``): false boxes per frame and each
+    ground-truth track's share of frames flagged (``operating_point``)."""
     pred_dir = Path(pred_dir)
     detections, regions, total_frames = [], [], 0
     frame_labels, frame_scores, pixel_frame_scores, ious = [], [], [], []
@@ -118,7 +122,7 @@ def evaluate(pred_dir: str | Path, truths: list[ClipTruth], threshold: float) ->
                 pixels.add(scores, mask)
                 pixel_frame_scores.append(frame_score_40_percent(scores, mask))
                 if mask.any():
-                    clip_ious.append(mask_iou(scores >= threshold, mask))
+                    clip_ious.append(mask_iou(scores > threshold, mask))
             ious += clip_ious
             clip_metrics["mean_iou"] = float(np.mean(clip_ious)) if clip_ious else float("nan")
         frame_labels.append(labels)
@@ -131,6 +135,7 @@ def evaluate(pred_dir: str | Path, truths: list[ClipTruth], threshold: float) ->
         notes.add(f"{specks} mask component(s) under {MIN_REGION_PIXELS} pixels taken for annotation specks: "
                   f"no regions or tracks (their pixels count in the frame and pixel metrics)")
     curve = rbdc_tbdc(detections, regions, max(total_frames, 1), operating_threshold=threshold)
+    at = operating_point(detections, regions, max(total_frames, 1), threshold, merge_iou)
     labels, best = np.concatenate(frame_labels or [np.zeros(0, bool)]), np.concatenate(frame_scores or [np.zeros(0)])
     has_pixels = bool(pixel_frame_scores)
     metrics = {
@@ -143,6 +148,9 @@ def evaluate(pred_dir: str | Path, truths: list[ClipTruth], threshold: float) ->
         "mean_iou": float(np.mean(ious)) if ious else float("nan"),
         "region_coverage": float(curve.region_rate[-1]) if len(curve.region_rate) else 0.0,
         "at_threshold": curve.at_threshold,
+        "operating_point": {"threshold": threshold, "false_boxes_per_frame": at.false_boxes_per_frame,
+                            "tracks": [{"clip": clip, "track": track, "frames": frames, "flagged": share}
+                                       for (clip, track), (frames, share) in at.tracks.items()]},
         "clips": per_clip,
         "missing_clips": missing,
         "notes": sorted(notes),
@@ -177,6 +185,13 @@ def format_table(metrics: dict) -> str:
     if at:
         lines.append(f"at threshold {at['threshold']:g}: region rate {at['region_rate']:.4f}, track rate "
                      f"{at['track_rate']:.4f}, false positives per frame {at['fpr']:.4f}")
+    point = metrics.get("operating_point")
+    if point:
+        lines.append(f"operating point (threshold {point['threshold']:g}, anomalous boxes merged): "
+                     f"{point['false_boxes_per_frame']:.4f} false boxes per frame; share of each anomalous "
+                     "track's frames flagged:")
+        lines += [f"  {t['clip']} track {t['track']} ({t['frames']} frames): {t['flagged']:.2f}"
+                  for t in point["tracks"]]
     lines.append(f"{metrics['frames']} frames, {metrics['regions']} regions, {metrics['tracks']} tracks")
     if metrics["missing_clips"]:
         lines.append(f"clips without predictions (counted as no detections): {', '.join(metrics['missing_clips'])}")

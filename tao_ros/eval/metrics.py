@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tao_ros.core.geometry import merge_overlapping
+
 REGION_IOU = 0.1
 TRACK_FRACTION = 0.1
 
@@ -134,6 +136,48 @@ def rbdc_tbdc(detections: list[Detection], regions: list[Region], total_frames: 
             "track_rate": float(curve.track_rate[k]) if k is not None else 0.0,
         }
     return curve
+
+
+@dataclass
+class OperatingPoint:
+    """What a planner gets at one threshold: false boxes per frame and, per ground-truth track
+    (clip, track id), its number of regions and the share of them with an anomalous box on them."""
+
+    threshold: float
+    false_boxes_per_frame: float
+    tracks: dict[tuple[str, int], tuple[int, float]]
+
+
+def operating_point(detections: list[Detection], regions: list[Region], total_frames: int, threshold: float,
+                    merge_iou: float) -> OperatingPoint:
+    """The detections scoring above ``threshold``, merged per frame as the pipeline merges anomalous
+    boxes (IoU > ``merge_iou``, ``core.geometry.merge_overlapping``): a merged box with IoU >=
+    ``REGION_IOU`` with a region of its frame flags it, one on no region is a false box."""
+    if total_frames <= 0:
+        raise ValueError("total_frames must be positive")
+    flagged: dict[tuple[str, int], list[np.ndarray]] = {}
+    for det in detections:
+        if det.score > threshold:
+            flagged.setdefault((det.clip, det.frame), []).append(det.box)
+    by_frame: dict[tuple[str, int], list[Region]] = {}
+    for region in regions:
+        by_frame.setdefault((region.clip, region.frame), []).append(region)
+    sizes: dict[tuple[str, int], int] = {}
+    for region in regions:
+        sizes[(region.clip, region.track)] = sizes.get((region.clip, region.track), 0) + 1
+    hit = dict.fromkeys(sizes, 0)
+    false_boxes = 0
+    for key, boxes in flagged.items():
+        exclusive = np.array(boxes, np.float64).reshape(-1, 4) + [0, 0, 1, 1]
+        merged = merge_overlapping(exclusive, merge_iou)[0] - [0, 0, 1, 1]
+        on = by_frame.get(key, [])
+        truth = np.array([r.box for r in on], np.float64).reshape(-1, 4)
+        overlap = np.array([iou_inclusive(box, truth) >= REGION_IOU for box in merged]).reshape(len(merged), len(on))
+        false_boxes += int((~overlap.any(axis=1)).sum())
+        for j, region in enumerate(on):
+            hit[(region.clip, region.track)] += bool(overlap[:, j].any())
+    return OperatingPoint(threshold, false_boxes / total_frames,
+                          {key: (size, hit[key] / size) for key, size in sorted(sizes.items())})
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:

@@ -1,0 +1,156 @@
+"""Weight-free evidence of where an object is and how it moves there, for the kinds of anomaly people
+name: *where* (position), *which way* (heading), *how fast for its size* (relative_speed) and *how
+long it stays* (dwell).
+
+Positions are fractions of the frame (the model records its frame size and refuses another), speeds
+are scaled by the depth of the place (relative_speed) or by the box's height (dwell), so that a far
+and a near person compare on a camera with strong perspective. Each is a plain vector: the density model fitted on normal objects learns which values
+are normal where, with nothing set per scene.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+
+import numpy as np
+
+from tao_ros.builtin.features import TrackAveragedFeature, dense_flow, objects_pixels
+from tao_ros.hookspecs import Param, hookimpl
+from tao_ros.types import Detections, FrameContext
+
+
+def ground_contact(context: FrameContext, detections: Detections) -> np.ndarray:
+    """[N, 2] where each object meets the ground, as fractions of the frame: the middle of its box's
+    bottom edge (x / width, y2 / height). [0, 2] for no objects."""
+    height, width = context.gray.shape
+    x1, _, x2, y2 = detections.xyxy.T
+    return np.column_stack([(x1 + x2) / 2.0 / width, y2 / height]).reshape(-1, 2)
+
+
+def mean_object_flow(context: FrameContext, detections: Detections, preset: str, min_pixels: int) -> np.ndarray:
+    """[N, 2] mean optical flow vector (pixels per frame) of each object's own pixels: limb swing
+    cancels, the whole body's motion stays. NaN rows on a stream's first frame."""
+    flow = dense_flow(context, preset)
+    means = np.full((len(detections), 2), np.nan)
+    if flow is None:
+        return means
+    key = ("mean_object_flow", preset, min_pixels, detections.xyxy.tobytes())
+    if key not in context.cache:
+        for i, rows, cols, pixels in objects_pixels(context, detections, min_pixels):
+            means[i] = flow[rows, cols][pixels].mean(axis=0)
+        context.cache[key] = means
+    return context.cache[key].copy()
+
+
+FLOW_PARAMS = {
+    "preset": Param("medium", "DIS optical flow preset.", choices=("ultrafast", "fast", "medium")),
+    "min_pixels": Param(12, "Fewer foreground pixels than this in the box: use the whole box.", minimum=1),
+}
+
+
+class PositionFeature(TrackAveragedFeature):
+    """Where an object stands and how large it is there: its ground contact (bottom middle of the box)
+    as fractions of the frame and its log height as a fraction of the frame's, averaged along its
+    track. Against the normal objects' positions it finds someone on the grass beside a walkway, or
+    an object too large or too small for where it stands (a box cut by the border is kept as it is:
+    normal objects entering and leaving are cut the same way)."""
+
+    name = "position"
+    columns = ("ground_x", "ground_y", "log_height")
+    params = {
+        "window": Param(8, "Frames over which the position is averaged along the object's track.", minimum=1),
+        "min_samples": Param(1, "Unknown until the track has this many measurements.", minimum=1),
+    }
+
+    def extract(self, context: FrameContext, detections: Detections, depth: np.ndarray) -> np.ndarray:
+        height = np.maximum(detections.height, 1.0) / context.gray.shape[0]
+        values = np.column_stack([ground_contact(context, detections), np.log(height)])
+        return self.history.smooth(detections.ids, values.reshape(-1, 3))
+
+
+class HeadingFeature(TrackAveragedFeature):
+    """Which way an object goes where it is: its ground contact and the direction of its mean flow,
+    (x, y, u_x, u_y) with u = v / sqrt(|v|^2 + noise^2), a unit vector for a mover that shrinks to 0
+    for an object whose motion is within the optical flow's noise (a still object has no direction).
+    Against the normal objects it finds someone going against the flow at that place."""
+
+    name = "heading"
+    columns = ("ground_x", "ground_y", "direction_x", "direction_y")
+    params = {
+        "window": Param(5, "Frames over which the direction is averaged along the object's track.", minimum=1),
+        "min_samples": Param(1, "Unknown until the track has this many measurements.", minimum=1),
+        "noise": Param(0.5, "Optical flow noise, pixels per frame: DIS flow resolves motion to about half a "
+                            "pixel; slower motion counts as no direction.", minimum=1e-3),
+        **FLOW_PARAMS,
+    }
+
+    def extract(self, context: FrameContext, detections: Detections, depth: np.ndarray) -> np.ndarray:
+        flow = mean_object_flow(context, detections, self.p["preset"], self.p["min_pixels"])
+        length = np.sqrt((flow ** 2).sum(axis=1, keepdims=True) + self.p["noise"] ** 2)
+        values = np.column_stack([ground_contact(context, detections), flow / length])
+        return self.history.smooth(detections.ids, values.reshape(-1, 4))
+
+
+class RelativeSpeedFeature(TrackAveragedFeature):
+    """How fast an object moves for where it is: its mean flow's length (pixels per frame) times its
+    depth, averaged along its track. With the ground plane that is the speed in heights of a normal
+    object standing there (times a constant), with a depth image metres per frame (times the focal
+    length): a person far away and one near the camera walking alike compare alike, as a camera with
+    strong perspective needs. The depth of the place is used rather than the box's own height, which
+    a blob cut by the border or split by the detector does not show. Unknown where the depth is."""
+
+    name = "relative_speed"
+    columns = ("speed_times_depth",)
+    params = {
+        "window": Param(6, "Frames over which the speed is averaged along the object's track.", minimum=1),
+        "min_samples": Param(1, "Unknown until the track has this many measurements.", minimum=1),
+        **FLOW_PARAMS,
+    }
+
+    def extract(self, context: FrameContext, detections: Detections, depth: np.ndarray) -> np.ndarray:
+        flow = mean_object_flow(context, detections, self.p["preset"], self.p["min_pixels"])
+        speed = np.hypot(flow[:, 0], flow[:, 1]) * np.asarray(depth, np.float64).reshape(-1)
+        return self.history.smooth(detections.ids, speed[:, None])
+
+
+class DwellFeature:
+    """How long an object stays: the frames since its track began (log) and how far it got over its
+    last ``window`` frames, in box heights per frame (net displacement, so that someone moving in
+    place, gesturing or dancing, counts as staying). A walker crosses the scene; someone loitering,
+    or a thing left standing, stays."""
+
+    name = "dwell"
+    columns = ("log_frames_tracked", "net_heights_per_frame")
+    params = {
+        "window": Param(30, "Frames over which the net displacement is measured.", minimum=2),
+        "max_tracks": Param(4096, "Tracks remembered (least recently seen forgotten first).", minimum=1),
+    }
+
+    def __init__(self, **params):
+        self.p = params
+        self.tracks: OrderedDict[int, tuple[int, deque]] = OrderedDict()
+
+    def reset(self) -> None:
+        self.tracks.clear()
+
+    def extract(self, context: FrameContext, detections: Detections, depth: np.ndarray) -> np.ndarray:
+        values = np.full((len(detections), 2), np.nan)
+        centres = np.column_stack([detections.xyxy[:, [0, 2]].mean(axis=1), detections.xyxy[:, [1, 3]].mean(axis=1)])
+        for i, track_id in enumerate(detections.ids.tolist()):
+            if track_id < 0:
+                continue
+            first, path = self.tracks.pop(track_id, (context.frame_index, deque(maxlen=self.p["window"])))
+            path.append((context.frame_index, *centres[i], max(detections.height[i], 1.0)))
+            self.tracks[track_id] = (first, path)
+            frames, xs, ys, heights = np.array(path).T
+            span = max(frames[-1] - frames[0], 1.0)
+            moved = np.hypot(xs[-1] - xs[0], ys[-1] - ys[0]) / heights.mean() / span
+            values[i] = np.log1p(context.frame_index - first), moved
+        while len(self.tracks) > self.p["max_tracks"]:
+            self.tracks.popitem(last=False)
+        return values
+
+
+@hookimpl
+def tao_ros_add_features():
+    return [PositionFeature, HeadingFeature, RelativeSpeedFeature, DwellFeature]

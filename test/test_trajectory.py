@@ -1,0 +1,82 @@
+"""Where an object is and how it moves there: position, heading, relative speed, dwell."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tao_ros.plugins import PluginRegistry
+from tao_ros.types import Detections, FrameContext
+from test_features import textured_square_moving
+
+
+def create(name: str, **params):
+    return PluginRegistry.discover().create("feature", name, params)
+
+
+def still_frame(index: int, shape=(160, 200)) -> FrameContext:
+    gray = np.zeros(shape, np.uint8)
+    return FrameContext(index, np.dstack([gray] * 3), gray, gray if index else None)
+
+
+def test_position_is_the_ground_contact_as_a_fraction_of_the_frame_and_the_log_relative_height():
+    feature = create("position")
+    boxes = np.array([[20.0, 40.0, 60.0, 120.0], [100.0, 0.0, 110.0, 16.0]])
+    values = feature.extract(still_frame(0), Detections(boxes, ids=np.array([1, 2])), np.ones(2))
+    assert values == pytest.approx(np.array([[40 / 200, 120 / 160, np.log(80 / 160)],
+                                             [105 / 200, 16 / 160, np.log(16 / 160)]]))
+    assert feature.extract(still_frame(1), Detections.empty(), np.zeros(0)).shape == (0, 3)
+
+
+@pytest.mark.parametrize("dx, dy", [(3, 0), (-3, 0), (0, 3), (0, -3)])
+def test_heading_points_where_the_object_moves_from_where_it_stands(dx, dy, rng):
+    context, detections = textured_square_moving(dx, dy, rng)
+    values = create("heading").extract(context, detections, np.ones(1))[0]
+    x1, _, x2, y2 = detections.xyxy[0]
+    assert values[:2] == pytest.approx([(x1 + x2) / 2 / context.gray.shape[1], y2 / context.gray.shape[0]])
+    direction = values[2:]
+    assert np.linalg.norm(direction) > 0.9  # 3 px a frame is far above the flow's noise
+    assert direction @ np.array([dx, dy]) / 3 > 0.9
+
+
+def test_heading_of_a_still_object_has_no_direction_and_is_unknown_without_a_previous_frame(rng):
+    context, detections = textured_square_moving(0, 0, rng)
+    assert np.linalg.norm(create("heading").extract(context, detections, np.ones(1))[0, 2:]) < 0.2
+    context.previous_gray = None
+    assert np.isnan(create("heading").extract(context, detections, np.ones(1))).all()
+
+
+def test_relative_speed_is_the_speed_times_the_depth_of_the_place_so_far_and_near_compare(rng):
+    context, detections = textured_square_moving(4, 0, rng)
+    near = create("relative_speed").extract(context, detections, np.ones(1))[0, 0]
+    assert near == pytest.approx(4.0, rel=0.25)
+    # the same motion in pixels twice as far away: twice as fast in the world
+    assert create("relative_speed").extract(context, detections, np.full(1, 2.0))[0, 0] == pytest.approx(2 * near)
+    assert np.isnan(create("relative_speed").extract(context, detections, np.full(1, np.nan))).all()
+
+
+def test_dwell_counts_the_frames_a_track_stays_and_how_far_it_gets():
+    feature = create("dwell", window=10)
+    for t in range(40):
+        boxes = np.array([[50.0, 50.0, 70.0, 90.0],  # stays
+                          [t * 4.0, 100.0, t * 4.0 + 20, 140.0]])  # walks 4 px a frame: 0.1 heights
+        values = feature.extract(still_frame(t), Detections(boxes, ids=np.array([1, 2])), np.ones(2))
+    assert values[:, 0] == pytest.approx([np.log1p(39)] * 2)
+    assert values[0, 1] == pytest.approx(0.0)
+    assert values[1, 1] == pytest.approx(0.1)
+    newcomer = feature.extract(still_frame(40), Detections(np.array([[0.0, 0, 10, 10]]), ids=np.array([9])),
+                               np.ones(1))
+    assert newcomer[0, 0] == 0.0
+    feature.reset()
+    again = feature.extract(still_frame(41), Detections(np.array([[50.0, 50, 70, 90]]), ids=np.array([1])),
+                            np.ones(1))
+    assert again[0, 0] == 0.0  # a new stream forgets the old tracks
+
+
+def test_dwell_memory_is_bounded_and_untracked_objects_are_unknown():
+    feature = create("dwell", max_tracks=5)
+    for t in range(20):
+        feature.extract(still_frame(t), Detections(np.array([[0.0, 0, 10, 10]]), ids=np.array([t])), np.ones(1))
+    assert len(feature.tracks) == 5
+    untracked = feature.extract(still_frame(20), Detections(np.array([[0.0, 0, 10, 10]])), np.ones(1))
+    assert np.isnan(untracked).all()
