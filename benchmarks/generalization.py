@@ -56,7 +56,6 @@ PREVIOUS = {"weight-free": ("motion", ["speed", "depth"], "zscore", "sum"),
             "pretrained": ("open_set", ["speed", "pose"], "minmax", "sum")}
 K = 5
 CALIBRATION_FRAMES = OPTIONS["calibration_frames"].default
-OPERATING_QUANTILE = OPTIONS["threshold_quantile"].default
 MERGE_IOU = OPTIONS["merge_iou"].default
 
 
@@ -196,8 +195,8 @@ class Scored:
     objects: dict[str, np.ndarray]  # clip -> [M]
 
 
-def score(models: dict[str, FeatureModel], features: list[str], method: str, rule: str, normal_frames: np.ndarray
-          ) -> Scored:
+def score(models: dict[str, FeatureModel], features: list[str], method: str, rule: str, normal_frames: np.ndarray,
+          quantile: float = OPTIONS["threshold_quantile"].default) -> Scored:
     """Combine ``features`` as the pipeline does (``combine``, typical normal score where unknown);
     the threshold as the pipeline sets it, the normal frames' (``normal_frames``: [N] frame of each
     normal object) highest held-out score's ``threshold_quantile``."""
@@ -208,7 +207,7 @@ def score(models: dict[str, FeatureModel], features: list[str], method: str, rul
     normal = combine({f: p[0] for f, p in parts.items()}, n, typical, rule)
     clips = next(iter(models.values())).test
     objects = {c: combine({f: p[1][c] for f, p in parts.items()}, len(clips[c]), typical, rule) for c in clips}
-    return Scored(float(np.quantile(frame_maxima(normal, normal_frames), OPERATING_QUANTILE)), objects)
+    return Scored(float(np.quantile(frame_maxima(normal, normal_frames), quantile)), objects)
 
 
 class Scene:
@@ -264,6 +263,8 @@ def main() -> None:
                         help="folder of the pretrained models; '' = the weight-free profile only")
     parser.add_argument("--jobs", type=int, default=2, help="processes describing in parallel")
     parser.add_argument("--cache", type=Path, default=None, help="folder to keep described features in")
+    parser.add_argument("--quantile", type=float, default=OPTIONS["threshold_quantile"].default,
+                        help="threshold_quantile of the operating point (default: the shipped one)")
     args = parser.parse_args()
     scenes = dict(s.split("=", 1) for s in args.scene) if args.scene else {k: str(v) for k, v in SCENES.items()}
     scenes = {name: Path(path) for name, path in scenes.items()}
@@ -317,7 +318,7 @@ def main() -> None:
             shares = {}
             for feature in features:
                 if models[feature].standardizer is not None:  # else it describes too few normal objects
-                    scored = score(models, [feature], "minmax", "sum", normal_frames)
+                    scored = score(models, [feature], "minmax", "sum", normal_frames, args.quantile)
                     shares[feature] = truth[s].operating_point(described, scored).tracks
             for key, (n, _) in shares[features[0]].items():
                 print(f"{'':<18}{s + ' ' + key[0] + ' #' + str(key[1]):<14}{n:>7}"
@@ -355,7 +356,7 @@ def main() -> None:
         shipped[profile] = max(settings, key=lambda mr: min(table[(profile, *mr)]))
         print(f"{profile:<14}shipped (best worst scene of all three): {', '.join(shipped[profile])}\n")
 
-    print(f"=== the shipped settings at the operating threshold (normal frames' {OPERATING_QUANTILE:.0%} quantile): "
+    print(f"=== the shipped settings at the operating threshold (normal frames' {args.quantile:.0%} quantile): "
           "frame AUROC, false boxes per frame, and each track's share of frames flagged; all normal frames / 300\n")
     for profile, (detector, features) in profiles.items():
         method, rule = shipped[profile]
@@ -363,7 +364,7 @@ def main() -> None:
             cells, tracks = [], {}
             for fit in fits:
                 described, models, normal_frames = fitted[(s, detector, fit)]
-                scored = score(models, features, method, rule, normal_frames)
+                scored = score(models, features, method, rule, normal_frames, args.quantile)
                 point = truth[s].operating_point(described, scored)
                 cells.append(f"AUROC {truth[s].auroc(described, scored):.3f}, "
                              f"false boxes/frame {point.false_boxes_per_frame:.3f}")

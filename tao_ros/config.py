@@ -20,13 +20,15 @@ OPTIONS: dict[str, Param] = {
     "detector": Param("motion", "Detector plugin (see 'tao-ros plugins')."),
     "depth_source": Param("ground_plane", "Depth plugin: 'ground_plane' (fixed camera, no depth image) or "
                                           "'depth_image' (aligned depth image)."),
-    "features": Param(["speed", "depth"], "Feature plugins whose scores are summed (the paper uses speed "
-                                          "and depth)."),
+    "features": Param(["speed", "depth", "velocity", "position", "heading", "relative_speed", "dwell"],
+                      "Feature plugins whose standardized scores are combined (default: all the weight-free ones; "
+                      "the paper uses speed and depth)."),
     "scorer": Param("knn", "Density model plugin: 'knn' or 'mahalanobis'."),
-    "standardization": Param("zscore", "How each feature's score is scaled by the training scores: 'zscore' "
-                                       "(mean/std), 'minmax' (min to 99.9th percentile) or 'logz' (z-score of the log).",
+    "standardization": Param("tail", "How each feature's score is scaled by the training scores: 'zscore' "
+                                       "(mean/std), 'minmax' (min to 99.9th percentile), 'logz' (z-score of the log) or 'tail' "
+                                       "(the surprise -log P(normal score >= s), a Pareto tail beyond the normal scores).",
                              choices=("zscore", "minmax", "logz", "tail")),
-    "combination": Param("sum", "How the standardized feature scores are combined: 'sum' (as the paper) or "
+    "combination": Param("excess", "How the standardized feature scores are combined: 'sum' (as the paper) or "
                                 "'excess' (each feature's excess over its typical normal score, so that evidence "
                                 "that carries nothing for a scene adds no spread). A feature that cannot describe "
                                 "an object gives it a typical normal object's score under both.",

@@ -97,3 +97,27 @@ def test_knn_leave_one_clip_out_differs_from_leave_one_out():
     groups = np.array([0, 0, 1, 1])  # each clip's samples only see the other clip
     training = KnnScorer(k=1).fit(features, groups)
     assert np.all(training * features.std() > 4.8)
+
+
+def test_tail_is_the_surprise_under_the_normal_scores_and_extrapolates_a_pareto_tail(rng):
+    # Pareto scores with tail index 3: P(S >= s) = s ** -3 for s >= 1
+    normal = (1.0 - rng.random(20000)) ** (-1.0 / 3.0)
+    standardizer = Standardizer.fit(normal)
+    inside, far = np.array([1.2, 1.5, 2.0]), np.array([10.0, 50.0])
+    np.testing.assert_allclose(standardizer(inside, "tail"), 3 * np.log(inside), atol=0.05)
+    # far beyond every normal score (P = 1e-3 and 8e-6): still the true surprise, within a tenth
+    np.testing.assert_allclose(standardizer(far, "tail"), 3 * np.log(far), rtol=0.1)
+    assert standardizer.typical("tail") == pytest.approx(np.log(2.0), abs=0.02)
+    surprise = standardizer(np.linspace(0.5, 100.0, 500), "tail")
+    assert np.all(np.diff(surprise) >= 0) and surprise[0] == 0.0
+    assert np.isnan(standardizer(np.array([np.nan]), "tail")[0])
+
+
+def test_tail_of_a_feature_every_normal_object_shares_stays_bounded(rng):
+    # a label: 99.9% of normal objects at distance 0, a few rare ones above
+    normal = np.r_[np.zeros(9990), rng.uniform(0.0, 0.3, 10)]
+    standardizer = Standardizer.fit(normal)
+    shared, odd = standardizer(np.array([0.0, 3.0]), "tail")
+    assert shared == 0.0
+    assert 5.0 < odd < 50.0  # rarer than any normal object, but not the 1e4 that min-max gives
+    assert standardizer(np.array([3.0]), "minmax")[0] > 1e3

@@ -94,6 +94,13 @@ def objects_pixels(context: FrameContext, detections: Detections, min_pixels: in
         yield (i, *object_pixels(context, box, min_pixels, np.delete(detections.xyxy, i, axis=0)))
 
 
+def track_average_params(window: int, what: str) -> dict[str, Param]:
+    """The ``window`` and ``min_samples`` parameters of a ``TrackAveragedFeature`` measuring ``what``."""
+    return {"window": Param(window, f"Frames over which {what} is averaged along the object's track.", minimum=1),
+            "min_samples": Param(1, f"{what.capitalize()} is unknown until the track has this many measurements.",
+                                 minimum=1)}
+
+
 class TrackAveragedFeature:
     """Base of features averaged along each object's track over the last ``window`` frames.
     ``expires``: a measurement of something that changes (a pose) is not carried on past its window
@@ -274,10 +281,7 @@ class DepthFeature(TrackAveragedFeature):
 
     name = "depth"
     columns = ("log_height", "log_width", "depth")
-    params = {
-        "window": Param(8, "Frames over which the size is averaged along the object's track.", minimum=1),
-        "min_samples": Param(1, "The size is unknown until the track has this many measurements.", minimum=1),
-    }
+    params = track_average_params(8, "the size")
 
     def extract(self, context: FrameContext, detections: Detections, depth: np.ndarray) -> np.ndarray:
         size = np.stack([detections.height, detections.width], axis=1)

@@ -14,7 +14,7 @@ from collections import OrderedDict, deque
 
 import numpy as np
 
-from tao_ros.builtin.features import TrackAveragedFeature, dense_flow, objects_pixels
+from tao_ros.builtin.features import TrackAveragedFeature, dense_flow, objects_pixels, track_average_params
 from tao_ros.hookspecs import Param, hookimpl
 from tao_ros.types import Detections, FrameContext
 
@@ -57,10 +57,7 @@ class PositionFeature(TrackAveragedFeature):
 
     name = "position"
     columns = ("ground_x", "ground_y", "log_height")
-    params = {
-        "window": Param(8, "Frames over which the position is averaged along the object's track.", minimum=1),
-        "min_samples": Param(1, "Unknown until the track has this many measurements.", minimum=1),
-    }
+    params = track_average_params(8, "the position")
 
     def extract(self, context: FrameContext, detections: Detections, depth: np.ndarray) -> np.ndarray:
         height = np.maximum(detections.height, 1.0) / context.gray.shape[0]
@@ -77,8 +74,7 @@ class HeadingFeature(TrackAveragedFeature):
     name = "heading"
     columns = ("ground_x", "ground_y", "direction_x", "direction_y")
     params = {
-        "window": Param(5, "Frames over which the direction is averaged along the object's track.", minimum=1),
-        "min_samples": Param(1, "Unknown until the track has this many measurements.", minimum=1),
+        **track_average_params(5, "the direction"),
         "noise": Param(0.5, "Optical flow noise, pixels per frame: DIS flow resolves motion to about half a "
                             "pixel; slower motion counts as no direction.", minimum=1e-3),
         **FLOW_PARAMS,
@@ -101,11 +97,7 @@ class RelativeSpeedFeature(TrackAveragedFeature):
 
     name = "relative_speed"
     columns = ("speed_times_depth",)
-    params = {
-        "window": Param(6, "Frames over which the speed is averaged along the object's track.", minimum=1),
-        "min_samples": Param(1, "Unknown until the track has this many measurements.", minimum=1),
-        **FLOW_PARAMS,
-    }
+    params = {**track_average_params(6, "the speed"), **FLOW_PARAMS}
 
     def extract(self, context: FrameContext, detections: Detections, depth: np.ndarray) -> np.ndarray:
         flow = mean_object_flow(context, detections, self.p["preset"], self.p["min_pixels"])

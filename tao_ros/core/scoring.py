@@ -8,11 +8,11 @@ import numpy as np
 
 from tao_ros.errors import InputError
 
-METHODS = ("zscore", "minmax", "logz", "tail", "pareto")
+METHODS = ("zscore", "minmax", "logz", "tail")
 BODY_LEVELS = np.linspace(0.0, 1.0, 101)
 """Quantile levels of the training scores kept for the ``tail`` standardization's body."""
 TAIL_LEVEL = 0.9
-"""Above this quantile of the training scores, ``tail`` extrapolates their exceedances exponentially."""
+"""Above this quantile of the training scores, ``tail`` extrapolates them by a fitted Pareto tail."""
 
 
 @dataclass(frozen=True)
@@ -27,17 +27,21 @@ class Standardizer:
     in the hundreds and drowning the others.
 
     ``tail``: the surprise -log P(S >= s) of a score under the training scores S: from their
-    empirical distribution up to its 90th percentile u, and beyond it the exceedances' exponential
-    tail, share(S > u) * exp(-(s - u) / mean(S - u | S > u)), so that it keeps growing past the
-    highest training score instead of saturating. Every feature's scores are on one scale, the
-    surprise in nats, whatever their distribution: a normal object's is about Exp(1) (1 on
-    average, whichever the feature), a feature whose normal scores are all alike (a label every
-    normal object shares) gives 0 to those like them and a bounded surprise to the others, and the
-    sum over features is Fisher's combination of their evidence.
+    empirical distribution up to its 90th percentile u, and beyond it a Pareto tail fitted to the
+    exceedances (Hill's estimator: share(S > u) * (s / u) ** (-1 / hill), scores taken from their
+    minimum where some are negative), so that
+    it keeps growing past the highest training score instead of saturating, but only as the log of
+    how far out a score lies: one feature's artefact (a flow spike at a frame seam) cannot outvote
+    all the others. Every feature's scores are on one scale, the surprise in nats, whatever their
+    distribution: a normal object's is about Exp(1) whichever the feature, and the sum over features
+    is Fisher's combination of their evidence. Where 90% of the training scores are the lowest
+    one (a label every normal object shares), the exceedances' tail is exponential instead: those
+    like the normal objects get 0, the others a bounded surprise.
     """
 
-    # [10 + 101]: mean, std, min, 99.9th percentile, median of the training scores, mean and std of
-    # their logz; u (90th percentile), share above u, mean exceedance over u; quantiles at BODY_LEVELS
+    # [11 + 101]: mean, std, min, 99.9th percentile, median of the training scores, mean and std of
+    # their logz; u (90th percentile), share above u, mean exceedance over u, Hill's estimator of the
+    # Pareto tail above u; quantiles at BODY_LEVELS
     stats: np.ndarray
 
     @classmethod
@@ -54,8 +58,10 @@ class Standardizer:
         # no score above u (all alike): one more normal score would be the share, the spread unknown
         share = len(above) / len(scores) if len(above) else 1.0 / (len(scores) + 1)
         spread = above.mean() if len(above) else max(tail_start - low, 1e-12)
-        # Hill's estimator of a Pareto tail of the scores above their minimum
-        hill = np.mean(np.log1p(above / (tail_start - low))) if len(above) and tail_start > low else 0.0
+        # Hill's estimator of a Pareto tail of the scores (from 0, or from their minimum where some are
+        # negative); 0: no such tail
+        origin = min(low, 0.0)
+        hill = np.mean(np.log1p(above / (tail_start - origin))) if len(above) and tail_start > origin else 0.0
         return cls(np.concatenate([[scores.mean(), scores.std(), low, np.percentile(scores, 99.9), median,
                                     logs.mean(), logs.std(), tail_start, share, spread, hill],
                                    np.quantile(scores, BODY_LEVELS)]))
@@ -70,15 +76,15 @@ class Standardizer:
             return (scores - low) / max(high - low, 1e-12)
         if method == "logz":
             return (_log_ratio(scores, low, median) - log_mean) / max(log_std, 1e-12)
-        if method in ("tail", "pareto"):
-            return self._surprise(scores, method == "pareto")
+        if method == "tail":
+            return self._surprise(scores)
         raise InputError(f"unknown standardization {method!r}; choose from {list(METHODS)}")
 
-    def _surprise(self, scores: np.ndarray, pareto: bool = False) -> np.ndarray:
+    def _surprise(self, scores: np.ndarray) -> np.ndarray:
         if len(self.stats) < 11 + len(BODY_LEVELS):
             raise InputError("this standardizer was stored without the tail of its training scores: refit the "
                              "model ('tao-ros fit') to use standardization 'tail'")
-        low = self.stats[2]
+        origin = min(self.stats[2], 0.0)
         tail_start, share, spread, hill = self.stats[7:11]
         body = self.stats[11:]
         # share of training scores at or above s, interpolated between the stored quantiles: with
@@ -92,8 +98,8 @@ class Standardizer:
         surprise = -np.log(np.clip(at_or_above, share, 1.0))
         with np.errstate(invalid="ignore"):
             beyond = scores > tail_start
-        if pareto and hill > 0:
-            surprise[beyond] = -np.log(share) + np.log1p((scores[beyond] - tail_start) / (tail_start - low)) / hill
+        if hill > 0:
+            surprise[beyond] = -np.log(share) + np.log1p((scores[beyond] - tail_start) / (tail_start - origin)) / hill
         else:
             surprise[beyond] = -np.log(share) + (scores[beyond] - tail_start) / max(spread, 1e-12)
         surprise[np.isnan(scores)] = np.nan
