@@ -33,11 +33,12 @@ OPTIONS: dict[str, Param] = {
                                 "that carries nothing for a scene adds no spread). A feature that cannot describe "
                                 "an object gives it a typical normal object's score under both.",
                          choices=("sum", "excess")),
-    "threshold": Param(1.5, "Objects whose summed standardized score reaches this are anomalous (when "
+    "threshold": Param(1.5, "Objects whose combined standardized score exceeds this are anomalous (when "
                             "threshold_quantile is 0)."),
-    "threshold_quantile": Param(0.99, "If > 0, the threshold is this quantile of the normal training objects' "
-                                     "held-out summed scores (e.g. 0.99: about 1% of normal objects flagged), "
-                                     "instead of 'threshold'.", minimum=0.0, maximum=1.0),
+    "threshold_quantile": Param(0.99, "If > 0, the threshold is this quantile of the normal training frames' highest "
+                                     "held-out object score (e.g. 0.99: about 1 normal frame in 100 carries a false "
+                                     "box, however many objects a frame holds), instead of 'threshold'.",
+                                minimum=0.0, maximum=1.0),
     "score_window": Param(1, "Frames over which an object's score is averaged along its track (1 = no "
                              "smoothing).", minimum=1),
     "merge_iou": Param(0.3, "Anomalous boxes of one frame overlapping with IoU above this are merged.",

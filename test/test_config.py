@@ -14,7 +14,11 @@ def test_packaged_config_is_valid_and_ros_shaped():
     document = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
     assert "ros__parameters" in document["/**"]
     config = load_config()
-    assert config.detector == "motion" and config.features == ["speed", "depth"]
+    assert config.detector == "motion"
+    # every weight-free feature, and as the options' defaults (a node without the file gets the same)
+    assert config.features == ["speed", "depth", "velocity", "position", "heading", "relative_speed", "dwell"]
+    assert (config.features, config.standardization, config.combination) == \
+        (OPTIONS["features"].default, OPTIONS["standardization"].default, OPTIONS["combination"].default)
     assert config.params_for("motion")["close_size"] == 5
 
 
@@ -33,7 +37,7 @@ def test_plain_mapping_and_node_named_layouts(tmp_path):
     ("threshold_quantile: 7", r"threshold_quantile: 7.0 is not allowed; it must be <= 1.0"),
     ("merge_iou: 7", r"merge_iou: 7.0 is not allowed; it must be <= 1.0"),
     ("threshold: high", r"threshold: 'high' is not allowed; expected a float"),
-    ("standardization: rank", r"standardization: 'rank' is not allowed; choose from \['zscore', 'minmax', 'logz'\]"),
+    ("standardization: rank", r"standardization: 'rank' is not allowed; choose from \['zscore', 'minmax', 'logz', 'tail'\]"),
     ("prompt_interval: 0", r"prompt_interval: 0 is not allowed; it must be >= 1"),
     ("features: speed", r"features: 'speed' is not allowed; expected a list"),
     ("score_window: true", r"score_window: True is not allowed; expected a int"),

@@ -196,8 +196,9 @@ def test_detection_scores_are_confidences_in_0_1_monotone_in_the_anomaly_score(e
     share = engine.pipeline.normal_share(scores)
     assert ((share >= 0) & (share <= 1)).all() and share[-1] == 0.0
     assert (np.diff(share[:-1]) >= 0).all() and share[0] == 0.0 and share[4] == 1.0
-    # the operating threshold is the 0.99 quantile of normal scores: 99% of normal objects score lower
-    assert engine.pipeline.normal_share([engine.pipeline.threshold])[0] == pytest.approx(0.99, abs=0.005)
+    # the operating threshold is the 0.99 quantile of normal frames' highest score: at least 99% of normal
+    # objects score lower
+    assert engine.pipeline.normal_share([engine.pipeline.threshold])[0] >= 0.99
     for t in range(len(FRAMES)):
         outputs = run(engine, InputFrame(image_msg(t)))
         detections = engine.messages(outputs, TYPES)["~/detections"].detections
@@ -381,12 +382,13 @@ def test_3d_detections_are_where_the_anomalous_objects_are_stamped_like_their_fr
     engine = depth_engine(fitted_pipeline, tmp_path)
     intrinsics = Camera().intrinsics()
     engine.submit_camera_info(camera_info_msg(intrinsics))
-    errors, published = [], 0
+    errors, published, published_at = [], 0, []
     for t, (image, depth, instances, anomalous_ids) in enumerate(FRAMES):
         outputs = run(engine, InputFrame(image_msg(t), depth_msg(t, depth)))
         messages = engine.messages(outputs, TYPES, markers=t % 2 == 0)
         assert ("~/markers" in messages) == (t % 2 == 0)
         located = messages["~/detections_3d"]
+        published_at.append(len(located.detections))
         assert located.header.stamp == messages["~/detections"].header.stamp and located.header.frame_id == "cam"
         boxes = {d.id: d.bbox for d in messages["~/detections"].detections}
         anomalous = np.where(np.isin(instances, list(anomalous_ids)), instances, 0)
@@ -402,9 +404,13 @@ def test_3d_detections_are_where_the_anomalous_objects_are_stamped_like_their_fr
     assert len(errors) >= 10 and np.median(errors) < 0.05, errors
     assert engine.counts["objects_3d"] == published and engine.counts["objects_without_3d"] == 0
     assert not any("3D" in problem for problem in engine.problems())
-    image, depth, *_ = FRAMES[-1]  # a frame whose depth is all holes: 2D detections, no 3D, counted
-    t = len(FRAMES)
-    messages = engine.messages(run(engine, InputFrame(image_msg(t, image), depth_msg(t, np.zeros_like(depth)))), TYPES)
+    # the stream again, its busiest frame with a depth image of holes only: 2D detections, no 3D, counted
+    engine = depth_engine(fitted_pipeline, tmp_path)
+    engine.submit_camera_info(camera_info_msg(intrinsics))
+    t = int(np.argmax(published_at))
+    for before in range(t):
+        run(engine, InputFrame(image_msg(before), depth_msg(before, FRAMES[before][1])))
+    messages = engine.messages(run(engine, InputFrame(image_msg(t), depth_msg(t, np.zeros_like(FRAMES[t][1])))), TYPES)
     missing = len(messages["~/detections"].detections)
     assert missing > 0 and messages["~/detections_3d"].detections == []
     assert engine.counts["objects_without_3d"] == missing and engine.diagnostics()["objects_without_3d"] == str(missing)

@@ -61,6 +61,7 @@ def test_pipeline_model_round_trip_and_layout_mismatch(fitted_pipeline, tmp_path
     np.testing.assert_allclose(again.scorers["speed"].score(probe), fitted_pipeline.scorers["speed"].score(probe))
 
     other = AnomalyPipeline(load_config(overrides={"scorer": "mahalanobis", "features": ["speed", "pose"]}))
-    with pytest.raises(ModelFileError, match=r"features: model \['speed', 'depth'\], configuration \['speed', 'pose'\].*"
+    with pytest.raises(ModelFileError, match=r"features: model \['speed', 'depth', 'velocity', .*'dwell'\], "
+                       r"configuration \['speed', 'pose'\].*"
                        r"scorer: model 'knn', configuration 'mahalanobis'"):
         other.load(path)

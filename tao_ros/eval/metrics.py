@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tao_ros.core.geometry import merge_overlapping
-
 REGION_IOU = 0.1
 TRACK_FRACTION = 0.1
 
@@ -153,6 +151,8 @@ def operating_point(detections: list[Detection], regions: list[Region], total_fr
     """The detections scoring above ``threshold``, merged per frame as the pipeline merges anomalous
     boxes (IoU > ``merge_iou``, ``core.geometry.merge_overlapping``): a merged box with IoU >=
     ``REGION_IOU`` with a region of its frame flags it, one on no region is a false box."""
+    from tao_ros.core.geometry import merge_overlapping  # scipy: not on 'tao-ros --help''s import path
+
     if total_frames <= 0:
         raise ValueError("total_frames must be positive")
     flagged: dict[tuple[str, int], list[np.ndarray]] = {}
