@@ -2,7 +2,8 @@
 stage and per feature, for the weight-free default and the pretrained profile, on each scene.
 
     python benchmarks/object_stage.py [--scene ped2=../shared/data/ucsd-ped2-dev]
-        [--scene avenue=../shared/data/cuhk-avenue-dev] [--weights ../shared/weights] [--frames 200]
+        [--scene avenue=../shared/data/cuhk-avenue-dev] [--scene ped1=../shared/data/ucsd-ped1-dev]
+        [--weights ../shared/weights] [--frames 200]
         [--device cpu]
 
 Each profile is fitted on the first ``--fit-frames`` frames of the scene's normal clips (the cost
@@ -27,7 +28,8 @@ from tao_ros.io.sources import open_clips
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-SCENES = {"ped2": SHARED / "data" / "ucsd-ped2-dev", "avenue": SHARED / "data" / "cuhk-avenue-dev"}
+SCENES = {"ped2": SHARED / "data" / "ucsd-ped2-dev", "avenue": SHARED / "data" / "cuhk-avenue-dev",
+          "ped1": SHARED / "data" / "ucsd-ped1-dev"}
 PROFILES = {"weight-free": ROOT / "config" / "anomaly.yaml", "pretrained": ROOT / "config" / "pretrained.yaml"}
 
 
@@ -72,7 +74,7 @@ def measure(pipeline: AnomalyPipeline, frames) -> dict[str, np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scene", action="append", default=None, metavar="NAME=PATH",
-                        help="UCSD-style folder (training/frames, testing/frames); default: both dev scenes")
+                        help="UCSD-style folder (training/frames, testing/frames); default: the three dev scenes")
     parser.add_argument("--weights", type=Path, default=SHARED / "weights", help="folder of the pretrained models")
     parser.add_argument("--frames", type=int, default=200, help="test frames to time")
     parser.add_argument("--fit-frames", type=int, default=300, help="normal frames to fit on")

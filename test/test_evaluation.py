@@ -133,6 +133,11 @@ def test_evaluate_perfect_and_missing_clips(tmp_path):
     assert metrics["rbdc"] < 1.0  # clip 02's regions were never found
     assert metrics["region_coverage"] == pytest.approx(0.5)
     assert "02" in format_table(metrics)
+    # at the threshold every region of clip 01 is flagged; the low-scoring object is no false box
+    point = metrics["operating_point"]
+    assert point["false_boxes_per_frame"] == 0.0
+    assert {(t["clip"], t["flagged"]) for t in point["tracks"]} == {("01", 1.0), ("02", 0.0)}
+    assert "01 track 1" in format_table(metrics) and "false boxes per frame" in format_table(metrics)
     written = write_report(metrics, tmp_path / "report")
     data = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert {"rbdc", "tbdc", "frame_auroc", "pixel_auroc", "pixel_ap", "pixel_frame_auc", "mean_iou"} <= set(data)
@@ -164,4 +169,8 @@ def test_end_to_end_on_synthetic_bags_beats_chance(tmp_path, capsys):
     assert metrics["frame_auroc"] > 0.7
     assert metrics["pixel_auroc"] > 0.75
     assert metrics["rbdc"] > 0.4 and metrics["tbdc"] > 0.7
-    assert "RBDC" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "RBDC" in printed and "operating point" in printed
+    # the synthetic clip's anomalies: each track's share of frames flagged at the shipped threshold
+    tracks = metrics["operating_point"]["tracks"]
+    assert tracks and max(t["flagged"] for t in tracks) > 0.2
