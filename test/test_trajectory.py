@@ -73,6 +73,17 @@ def test_dwell_counts_the_frames_a_track_stays_and_how_far_it_gets():
     assert again[0, 0] == 0.0  # a new stream forgets the old tracks
 
 
+def test_dwell_of_a_track_seen_again_at_an_earlier_frame_number_starts_over():
+    """A source whose frame numbers restart (a bag looping, clips played one after another without a
+    reset) must not give a negative age."""
+    feature = create("dwell")
+    box = Detections(np.array([[50.0, 50, 70, 90]]), ids=np.array([1]))
+    for t in range(100, 110):
+        feature.extract(still_frame(t), box, np.ones(1))
+    again = feature.extract(still_frame(3), box, np.ones(1))
+    assert again[0, 0] == 0.0 and again[0, 1] == 0.0
+
+
 def test_dwell_memory_is_bounded_and_untracked_objects_are_unknown():
     feature = create("dwell", max_tracks=5)
     for t in range(20):

@@ -132,6 +132,8 @@ class DwellFeature:
             if track_id < 0:
                 continue
             first, path = self.tracks.pop(track_id, (context.frame_index, deque(maxlen=self.p["window"])))
+            if path and path[-1][0] >= context.frame_index:  # the frame numbers restarted: a new stream
+                first, path = context.frame_index, deque(maxlen=self.p["window"])
             path.append((context.frame_index, *centres[i], max(detections.height[i], 1.0)))
             self.tracks[track_id] = (first, path)
             frames, xs, ys, heights = np.array(path).T
