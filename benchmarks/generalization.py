@@ -84,14 +84,12 @@ class Described:
 
 def first_frames(clips, limit: int | None):
     """(name, frames callable) of ``clips``, cut after ``limit`` frames in all (None: every frame)."""
-    import itertools as it
-
     out, left = [], limit
     for clip in clips:
         if left is not None and left <= 0:
             break
         take = None if left is None else min(left, clip.length or left)
-        out.append((clip.name, (lambda c=clip, n=take: it.islice(c.frames(), n))))
+        out.append((clip.name, (lambda c=clip, n=take: itertools.islice(c.frames(), n))))
         left = None if left is None else left - take
     return out
 

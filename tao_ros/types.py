@@ -146,8 +146,8 @@ class FrameResult:
         detections: all objects of the frame.
         scores: [N] smoothed anomaly score of each object (higher = more anomalous).
         feature_scores: feature name -> [N] standardized score of each object.
-        anomalous: [N] bool, ``scores > threshold`` (above the normal objects' quantile: a score every normal
-            object shares is never anomalous).
+        anomalous: [N] bool, ``scores > threshold`` (strictly above: a score every normal object shares is
+            never anomalous).
         merged: anomalous boxes after IoU merging, with merged ids/labels.
         merged_scores: [M] score of each merged box.
         prompts: prompts emitted at this frame (may be empty).

@@ -222,6 +222,11 @@ def test_fit_in_steps_equals_fit_and_groups_follow_clips():
     # frames numbered across the clips: the second clip's follow the first's 40
     assert frames.min() >= 0 and frames.max() < 80 and np.all(frames[groups == 1] >= 40)
     steps.fit_density(rows, groups, frames)
+    # a clip that gives no frame (a folder emptied by hand) numbers nothing and shifts nothing
+    with_empty = [sources[0], ("empty", lambda: iter([])), sources[1]]
+    _, groups_again, frames_again = steps.describe_normal(with_empty)
+    np.testing.assert_array_equal(frames_again, frames)
+    np.testing.assert_array_equal(np.unique(groups_again), [0, 2])
     # float32 optical flow may differ in its last bits between runs (OpenCV's threads)
     np.testing.assert_allclose(steps.training_totals, whole.training_totals, rtol=1e-5)
     np.testing.assert_allclose(steps.training_frame_maxima, whole.training_frame_maxima, rtol=1e-5)

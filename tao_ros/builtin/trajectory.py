@@ -4,8 +4,8 @@ long it stays* (dwell).
 
 Positions are fractions of the frame (the model records its frame size and refuses another), speeds
 are scaled by the depth of the place (relative_speed) or by the box's height (dwell), so that a far
-and a near person compare on a camera with strong perspective. Each is a plain vector: the density model fitted on normal objects learns which values
-are normal where, with nothing set per scene.
+and a near person compare on a camera with strong perspective. Each is a plain vector: the density
+model fitted on normal objects learns which values are normal where, with nothing set per scene.
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ class AnomalyPipeline:
         # than pose.min_height): they score nothing with this model
         self.unscored: set[str] = set()
         self.training_totals: np.ndarray | None = None
-        self.training_frame_maxima: np.ndarray | None = None  # their quantiles over normal frames' highest
+        self.training_frame_maxima: np.ndarray | None = None  # the same quantiles of normal frames' highest score
         self.segmenter = None
         if config.segmenter != "none":
             self.segmenter = GuardedPlugin("segmenter", create("segmenter", config.segmenter))
@@ -362,9 +362,10 @@ class AnomalyPipeline:
         progress = progress or no_progress
         rows = {name: [np.zeros((0, len(p.plugin.columns)))] for name, p in self.features.items()}
         groups, frame_of = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-        frames_before = 0
+        frames_before = 0  # normal frames of the clips before this one
         for clip_index, (name, frames) in enumerate(clips):
             self.reset()
+            k = -1
             for k, frame in enumerate(progress(frames(), desc=f"features {name}")):
                 if detected is not None and k >= len(detected[clip_index]):
                     raise InputError(f"clip {name} gave more frames on the second pass than on the first: "

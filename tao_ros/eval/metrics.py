@@ -6,6 +6,7 @@ Street Scene evaluation uses; convert ``tao-ros`` boxes (x2/y2 exclusive) by sub
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -162,9 +163,7 @@ def operating_point(detections: list[Detection], regions: list[Region], total_fr
     by_frame: dict[tuple[str, int], list[Region]] = {}
     for region in regions:
         by_frame.setdefault((region.clip, region.frame), []).append(region)
-    sizes: dict[tuple[str, int], int] = {}
-    for region in regions:
-        sizes[(region.clip, region.track)] = sizes.get((region.clip, region.track), 0) + 1
+    sizes = Counter((region.clip, region.track) for region in regions)
     hit = dict.fromkeys(sizes, 0)
     false_boxes = 0
     for key, boxes in flagged.items():
