@@ -46,13 +46,35 @@ def test_heading_of_a_still_object_has_no_direction_and_is_unknown_without_a_pre
     assert np.isnan(create("heading").extract(context, detections, np.ones(1))).all()
 
 
-def test_relative_speed_is_the_speed_times_the_depth_of_the_place_so_far_and_near_compare(rng):
+def test_relative_speed_is_the_log_speed_times_the_depth_of_the_place_where_it_stands(rng):
     context, detections = textured_square_moving(4, 0, rng)
-    near = create("relative_speed").extract(context, detections, np.ones(1))[0, 0]
+    feature = create("relative_speed", noise=0.5)
+    values = feature.extract(context, detections, np.ones(1))[0]
+    x1, _, x2, y2 = detections.xyxy[0]
+    assert values[:2] == pytest.approx([(x1 + x2) / 2 / context.gray.shape[1], y2 / context.gray.shape[0]])
+    near = np.exp(values[2]) - 0.5
     assert near == pytest.approx(4.0, rel=0.25)
     # the same motion in pixels twice as far away: twice as fast in the world
-    assert create("relative_speed").extract(context, detections, np.full(1, 2.0))[0, 0] == pytest.approx(2 * near)
-    assert np.isnan(create("relative_speed").extract(context, detections, np.full(1, np.nan))).all()
+    far = create("relative_speed", noise=0.5).extract(context, detections, np.full(1, 2.0))[0, 2]
+    assert np.exp(far) - 0.5 == pytest.approx(2 * near)
+    assert np.isnan(create("relative_speed").extract(context, detections, np.full(1, np.nan))[:, 2]).all()
+
+
+def test_relative_speed_learns_from_normal_objects_how_fast_is_normal_where():
+    """On a ground plane the near end's normal walkers move faster in the image even times their depth;
+    with the place in the vector a kNN model fitted on them takes a near walker as normal and a far
+    object moving as fast as the near walkers as anomalous: speed times depth alone cannot tell them."""
+    from tao_ros.builtin.scorers import KnnScorer
+
+    rng = np.random.default_rng(0)
+    rows = rng.uniform(0.2, 1.0, 400)  # ground contact rows, far (top) to near (bottom)
+    speed_times_depth = 0.3 * rows ** 2 * np.exp(rng.normal(0, 0.1, 400))  # along the line of sight
+    normal = np.column_stack([rng.uniform(0, 1, 400), rows, np.log(speed_times_depth + 0.5)])
+    scorer = KnnScorer(k=5)
+    held_out = scorer.fit(normal, np.arange(400) % 4)
+    near_walker, far_runner = [0.5, 0.95, np.log(0.3 * 0.95 ** 2 + 0.5)], [0.5, 0.25, np.log(0.3 * 0.95 ** 2 + 0.5)]
+    near_score, far_score = scorer.score(np.array([near_walker, far_runner]))
+    assert near_score < np.quantile(held_out, 0.9) < np.quantile(held_out, 0.99) < far_score
 
 
 def test_dwell_counts_the_frames_a_track_stays_and_how_far_it_gets():

@@ -88,21 +88,34 @@ class HeadingFeature(TrackAveragedFeature):
 
 
 class RelativeSpeedFeature(TrackAveragedFeature):
-    """How fast an object moves for where it is: its mean flow's length (pixels per frame) times its
-    depth, averaged along its track. With the ground plane that is the speed in heights of a normal
-    object standing there (times a constant), with a depth image metres per frame (times the focal
-    length): a person far away and one near the camera walking alike compare alike, as a camera with
-    strong perspective needs. The depth of the place is used rather than the box's own height, which
-    a blob cut by the border or split by the detector does not show. Unknown where the depth is."""
+    """How fast an object moves for where it is: its ground contact (as ``position``) and the log of
+    its mean flow's length (pixels per frame) times its depth, averaged along its track. With the
+    ground plane the speed is in heights of a normal object standing there (times a constant), with a
+    depth image metres per frame (times the focal length). The depth of the place is used rather than
+    the box's own height, which a blob cut by the border or split by the detector does not show.
+
+    Scaling by depth makes lateral motion of far and near objects compare, but not motion along the
+    line of sight: on a ground plane a step towards the camera covers more image rows the nearer it
+    is (Ped1's normal walkers: pixel speed x7 from the far end to the near, size x2, speed times
+    depth still x3). The place is therefore part of the vector, so that the density model learns from
+    the normal objects how fast is normal where, whatever the camera's geometry. The log (of the
+    speed plus the flow's noise) makes the speed's axis relative: twice as fast is as far at a walking
+    pace as at a crawl. Unknown where the depth is."""
 
     name = "relative_speed"
-    columns = ("speed_times_depth",)
-    params = {**track_average_params(6, "the speed"), **FLOW_PARAMS}
+    columns = ("ground_x", "ground_y", "log_speed_times_depth")
+    params = {
+        **track_average_params(6, "the speed"),
+        "noise": Param(0.5, "Optical flow noise, pixels per frame (as heading's): speeds within it count as "
+                            "still, and the log of the speed is taken with it added.", minimum=1e-3),
+        **FLOW_PARAMS,
+    }
 
     def extract(self, context: FrameContext, detections: Detections, depth: np.ndarray) -> np.ndarray:
         flow = mean_object_flow(context, detections, self.p["preset"], self.p["min_pixels"])
         speed = np.hypot(flow[:, 0], flow[:, 1]) * np.asarray(depth, np.float64).reshape(-1)
-        return self.history.smooth(detections.ids, speed[:, None])
+        values = np.column_stack([ground_contact(context, detections), np.log(speed + self.p["noise"])])
+        return self.history.smooth(detections.ids, values.reshape(-1, 3))
 
 
 class DwellFeature:
