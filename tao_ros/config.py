@@ -180,7 +180,15 @@ def from_mapping(mapping: dict) -> Config:
             config.options[key] = coerce(key, value, OPTIONS[key])
         else:
             raise unknown_key(key, value, OPTIONS, "option (or write PLUGIN.PARAM for a plugin's parameter)")
+    check_together(config.options)
     return config
+
+
+def check_together(options: dict) -> None:
+    """ConfigError naming the parameters whose values each pass alone but cannot work together."""
+    if options["depth_min"] >= options["depth_max"]:
+        raise ConfigError(f"depth_min ({options['depth_min']:g}) must be below depth_max ({options['depth_max']:g}): "
+                          "they are the sensor's nearest and farthest valid readings in metres")
 
 
 def parse_assignments(assignments: list[str]) -> dict:

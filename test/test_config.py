@@ -105,3 +105,11 @@ def test_fit_refuses_a_misspelled_command_line_parameter_with_exit_2(tmp_path, c
 
     assert main(["fit", str(tmp_path), "-o", str(tmp_path / "m.npz"), "-p", "thresold=0.5"]) == 2
     assert "did you mean 'threshold'" in capsys.readouterr().err
+
+
+def test_values_that_pass_alone_but_not_together_are_refused_naming_both():
+    from tao_ros.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="depth_min .*5.* must be below depth_max .*1"):
+        load_config(overrides={"depth_min": 5.0, "depth_max": 1.0})
+    assert load_config(overrides={"depth_min": 0.5, "depth_max": 8.0}).depth_max == 8.0

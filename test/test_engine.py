@@ -379,7 +379,9 @@ def test_3d_detections_are_where_the_anomalous_objects_are_stamped_like_their_fr
     from tao_ros.eval.location import instance_under, location_errors, true_extents
     from tao_ros.eval.synth import Camera
 
-    engine = depth_engine(fitted_pipeline, tmp_path)
+    # a lower threshold than the shipped one, for more anomalous boxes to place: this is about where
+    # they are put, not how many are found
+    engine = depth_engine(fitted_pipeline, tmp_path, threshold_quantile=0.9)
     intrinsics = Camera().intrinsics()
     engine.submit_camera_info(camera_info_msg(intrinsics))
     errors, published, published_at = [], 0, []
@@ -439,3 +441,62 @@ def test_without_a_valid_camera_info_the_2d_outputs_go_on_and_the_diagnostics_sa
     assert any("720x480 images but the depth image is 360x240" in p for p in engine.problems())
     engine.submit_camera_info(camera_info_msg(Camera().intrinsics()))
     assert "~/detections_3d" in outputs_of(3) and not any("3D" in p for p in engine.problems())
+
+
+def test_a_frame_whose_outputs_fail_to_publish_is_counted_and_the_next_frames_go_on(engine):
+    """An exception while building or publishing a frame's outputs (a bad depth range, a publisher
+    that raises) must not end the worker: the engine counts it and processes the next frame."""
+    published = []
+
+    def flaky(outputs):
+        if len(published) == 0 and engine.counts["worker_errors"] == 0:
+            raise ValueError("publisher broke")
+        published.append(outputs)
+
+    for t in range(6):
+        engine.submit(InputFrame(image_msg(t)))
+        engine.step(timeout=0, publish=flaky)  # never raises
+    assert engine.counts["worker_errors"] == 1 and len(published) == 5
+    values = engine.diagnostics()
+    assert values["worker_errors"] == "1"
+    assert values["level"] == "WARN" and "1 errors since the last report" in values["level_reason"]
+    assert engine.diagnostics()["level"] == "OK"  # nothing new since: detecting
+
+
+def test_diagnostics_level_is_error_when_the_worker_died_or_nothing_is_published_while_images_arrive(engine, monkeypatch):
+    for t in range(3):
+        engine.submit_image(image_msg(t))
+        engine.step(timeout=0, publish=lambda outputs: None)
+    assert engine.diagnostics()["level"] == "OK"
+    assert engine.diagnostics(worker_alive=False)["level"] == "ERROR"
+    # images keep arriving, but every frame fails in the worker for longer than the stall limit
+    monkeypatch.setattr(engine.liveness, "last_output", engine.liveness.last_output - 10)
+    values = engine.diagnostics()
+    assert values["level"] == "ERROR" and "no outputs for 10 s" in values["level_reason"]
+
+
+def test_diagnostics_warn_while_no_model_is_fitted(tmp_path):
+    engine = AnomalyEngine(load_config(overrides={"model_path": str(tmp_path / "none.npz")}))
+    values = engine.diagnostics()
+    assert values["level"] == "WARN" and "not detecting" in values["level_reason"]
+
+
+def test_a_problem_is_logged_once_per_period_whatever_number_its_text_carries(engine, monkeypatch, caplog):
+    """'no camera image for 3 s', then 4 s, 5 s, ...: one kind of problem, one log line per period."""
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="tao_ros.ros.engine")
+    for stalled in range(3, 9):
+        monkeypatch.setattr(engine.liveness, "started", time.monotonic() - stalled)
+        assert f"no camera image for {stalled} s" in engine.diagnostics()["status"]
+    assert sum("no camera image" in r.getMessage() for r in caplog.records) == 1
+    assert len(engine.warnings.last) <= 2
+
+
+def test_the_throttle_table_stays_bounded():
+    from tao_ros.ros.diagnostics import ThrottledLog
+
+    throttle = ThrottledLog(max_kinds=4)
+    for i in range(100):
+        throttle.warn(f"kind {i}", "message")
+    assert len(throttle.last) == 4 and len(throttle.suppressed) <= 4

@@ -12,10 +12,13 @@ log = logging.getLogger("tao_ros.ros.engine")
 
 
 class ThrottledLog:
-    """Logs a kind of problem at most once per ``period`` seconds, with how often it happened."""
+    """Logs a kind of problem at most once per ``period`` seconds, with how often it happened. The
+    kind is a fixed name, never the message (which may carry numbers); the ``max_kinds`` least
+    recently logged kinds are remembered, so that the table stays bounded whatever callers pass."""
 
-    def __init__(self, period: float = 5.0):
+    def __init__(self, period: float = 5.0, max_kinds: int = 256):
         self.period = period
+        self.max_kinds = max_kinds
         self.last: dict[str, float] = {}
         self.suppressed: Counter = Counter()
 
@@ -24,8 +27,12 @@ class ThrottledLog:
         if now - self.last.get(kind, -1e9) >= self.period:
             extra = f" ({self.suppressed[kind]} more since last report)" if self.suppressed[kind] else ""
             log.warning("%s%s", message, extra)
-            self.last[kind] = now
+            self.last.pop(kind, None)
+            self.last[kind] = now  # re-inserted: dict order = least recently logged first
             self.suppressed[kind] = 0
+            while len(self.last) > self.max_kinds:
+                self.suppressed.pop(oldest := next(iter(self.last)), None)
+                del self.last[oldest]
         else:
             self.suppressed[kind] += 1
 
@@ -55,7 +62,15 @@ class Liveness:
         self.started = time.monotonic()
         self.last_image: float | None = None
         self.last_depth: float | None = None
+        self.last_output: float | None = None
         self.received, self.processed = RecentRate(window), RecentRate(window)
+
+    def published(self) -> None:
+        self.last_output = time.monotonic()
+
+    def output_age(self) -> float:
+        """Seconds since the last frame's outputs were published (since start-up if none was)."""
+        return time.monotonic() - (self.last_output or self.started)
 
     def image(self) -> None:
         self.last_image = time.monotonic()
@@ -106,8 +121,32 @@ def free_gpu_memory() -> None:
         torch.cuda.empty_cache()
 
 
+LEVELS = ("OK", "WARN", "ERROR")
+
+
+def health(worker_alive: bool, detecting: bool, problems: list[str], liveness: Liveness, new_errors: int,
+           stall: float = 5.0) -> tuple[str, str]:
+    """The diagnostics level (one of ``LEVELS``) and its reason. ERROR: the worker thread is dead,
+    or images arrive while detecting but no frame has been published for ``stall`` seconds. WARN:
+    not detecting (no model yet, calibrating), a problem (a silent topic, no 3D), or plugin,
+    pipeline or worker errors since the last report (``new_errors``). OK otherwise."""
+    if not worker_alive:
+        return "ERROR", "the worker thread has stopped: nothing is processed; restart the node"
+    receiving = liveness.last_image is not None and time.monotonic() - liveness.last_image <= stall
+    if detecting and receiving and liveness.output_age() > stall:
+        return "ERROR", f"images arrive but no outputs for {liveness.output_age():.0f} s: see the errors logged"
+    if new_errors > 0:
+        return "WARN", f"{new_errors} errors since the last report: see the log and the error counters"
+    if problems:
+        return "WARN", problems[0]
+    if not detecting:
+        return "WARN", "not detecting: no fitted model yet, or calibrating"
+    return "OK", "detecting"
+
+
 COUNTERS = ("received", "processed", "dropped_stale", "without_depth", "repeated_stamps", "time_jumps_back",
-            "stream_restarts", "discarded_after_restart", "pipeline_errors", "objects_3d", "objects_without_3d")
+            "stream_restarts", "discarded_after_restart", "pipeline_errors", "worker_errors", "objects_3d",
+            "objects_without_3d")
 
 
 def report(status: str, problems: list[str], liveness: Liveness, counts: Counter, bad_input: Counter,

@@ -32,7 +32,7 @@ from tao_ros.ros.arrival import Arrivals
 from tao_ros.ros.calibration import Recording, default_model_path, fit_recording, load_model
 from tao_ros.ros.camera import CameraInfoState
 from tao_ros.ros.decoding import BadFrame, decode_frame
-from tao_ros.ros.diagnostics import Latency, Liveness, ThrottledLog, report
+from tao_ros.ros.diagnostics import Latency, Liveness, ThrottledLog, health, report
 from tao_ros.ros.handoff import FrameOutputs, InputFrame
 from tao_ros.ros.outputs import output_messages
 from tao_ros.ros.parameters import change_parameter
@@ -69,6 +69,7 @@ class AnomalyEngine:
         self.last_stamp: int | None = None  # stamp of the last frame processed in this stream
         self.last_size: tuple[int, int] | None = None
         self.node_name = node_name
+        self._errors_reported = 0  # plugin, pipeline and worker errors at the last diagnostics
         self.status = load_model(self.pipeline, config, self.model_path)
 
     @property
@@ -103,10 +104,14 @@ class AnomalyEngine:
         return self.arrivals.stream
 
     def problems(self) -> list[str]:
-        """Why nothing (or less than asked) comes out, for the diagnostics (and the log, throttled)."""
-        problems = self.liveness.problems(self.config.use_depth) + self.camera.problems(self.config.use_depth)
-        for problem in problems:
-            self.warnings.warn(problem.split(":")[0], problem)
+        """Why nothing (or less than asked) comes out, for the diagnostics (and the log, throttled by
+        where the problem is, not by its text, which carries how long it has lasted)."""
+        problems = []
+        for kind, found in (("input", self.liveness.problems(self.config.use_depth)),
+                            ("camera_info", self.camera.problems(self.config.use_depth))):
+            for problem in found:
+                self.warnings.warn(kind, problem)
+            problems += found
         return problems
 
     # ---------------------------------------------------------------- work
@@ -119,14 +124,21 @@ class AnomalyEngine:
         if frame is None:
             return None
         with self._processing:
-            outputs = self.process(frame)
-            self._sync_stream()
-            if outputs is not None and frame.stream != self.stream:
-                self.counts["discarded_after_restart"] += 1
+            try:
+                outputs = self.process(frame)
+                self._sync_stream()
+                if outputs is not None and frame.stream != self.stream:
+                    self.counts["discarded_after_restart"] += 1
+                    return None
+                if outputs is not None and publish is not None:
+                    publish(outputs)
+                    self.liveness.published()
+                return outputs
+            except Exception as exc:  # noqa: BLE001 - the worker must outlive any one frame: counted, logged, next
+                self.counts["worker_errors"] += 1
+                self.warnings.warn(f"worker {type(exc).__name__}",
+                                   f"dropped frame: building or publishing its outputs failed: {type(exc).__name__}: {exc}")
                 return None
-            if outputs is not None and publish is not None:
-                publish(outputs)
-            return outputs
 
     def _bad(self, kind: str, message: str) -> None:
         self.bad_input[kind] += 1
@@ -238,13 +250,23 @@ class AnomalyEngine:
             self.counts["objects_without_3d"] += int((~located.located).sum())
         return messages
 
-    def diagnostics(self) -> dict[str, str]:
-        """Key -> value of the node's state for /diagnostics."""
+    def diagnostics(self, worker_alive: bool = True) -> dict[str, str]:
+        """Key -> value of the node's state for /diagnostics, with its ``level`` (OK, WARN, ERROR) and
+        ``level_reason`` (see ``diagnostics.health``). ``worker_alive``: whether the node's worker
+        thread runs."""
         segmenter = self.pipeline.segmenter
         registry = getattr(segmenter.plugin, "objects", None) if segmenter is not None else None
-        return report(self.status, self.problems(), self.liveness, self.counts, self.bad_input,
-                      sum(p.errors for p in self.pipeline.plugins), len(registry.objects) if registry else 0,
-                      self.latency.seconds)
+        errors = sum(p.errors for p in self.pipeline.plugins) + self.counts["worker_errors"] + \
+            self.counts["pipeline_errors"]
+        problems = self.problems()
+        values = report(self.status, problems, self.liveness, self.counts, self.bad_input,
+                        sum(p.errors for p in self.pipeline.plugins), len(registry.objects) if registry else 0,
+                        self.latency.seconds)
+        detecting = self.pipeline.fitted and self.recording is None
+        values["level"], values["level_reason"] = health(worker_alive, detecting, problems, self.liveness,
+                                                         errors - self._errors_reported)
+        self._errors_reported = errors
+        return values
 
     def close(self) -> None:
         self.slot.close()

@@ -165,7 +165,7 @@ class AnomalyNode(LifecycleNode):
                 publishers[topic].publish(msg)
 
         while self.running.is_set():
-            engine.step(timeout=0.1, publish=publish)
+            engine.step(timeout=0.1, publish=publish)  # never raises: a frame's failure is counted and logged
         self.report_model_path()
 
     def report_model_path(self) -> None:
@@ -193,10 +193,9 @@ class AnomalyNode(LifecycleNode):
             self._publish_status(DiagnosticStatus.WARN, note, {"status": note})
             return
         self.report_model_path()
-        values = self.engine.diagnostics()
-        level = DiagnosticStatus.OK if values["status"].startswith("detecting") and ";" not in values["status"] \
-            else DiagnosticStatus.WARN
-        self._publish_status(level, values["status"], values)
+        values = self.engine.diagnostics(worker_alive=self.worker is not None and self.worker.is_alive())
+        level = {"OK": DiagnosticStatus.OK, "WARN": DiagnosticStatus.WARN, "ERROR": DiagnosticStatus.ERROR}
+        self._publish_status(level[values["level"]], f"{values['level_reason']} ({values['status']})", values)
 
     def _publish_status(self, level, message: str, values: dict) -> None:
         status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: anomaly detection",
