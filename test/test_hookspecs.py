@@ -209,3 +209,17 @@ def test_fit_runs_the_detector_once_per_training_frame_and_describes_what_it_fou
     assert CountingMotion.calls == 240
     for feature in rows:
         np.testing.assert_allclose(rows[feature], again[feature], rtol=1e-5)  # float32 flow, rounding apart
+
+
+def test_a_detector_box_with_no_area_is_dropped_counted_and_said_once(outside_package, caplog):
+    """A plugin's zero-width box reached objects.csv and the outputs as an object."""
+    from tao_ros.config import load_config
+    from tao_ros.core.pipeline import AnomalyPipeline, StreamFrame
+
+    pipeline = AnomalyPipeline(load_config(overrides={"detector": "corner", "corner": {"size": 0}}))
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            _, detections, features = pipeline.describe(StreamFrame(np.zeros((20, 30, 3), np.uint8)))
+            assert len(detections) == 0 and all(len(v) == 0 for v in features.values())
+    assert pipeline.empty_boxes == 3
+    assert sum("no area" in r.getMessage() for r in caplog.records) == 1

@@ -115,4 +115,42 @@ def test_between_detector_frames_pretrained_objects_are_carried_along_their_trac
             seen.append((int(bicycles.ids[0]), np.abs(bicycles.xyxy[0] - square(frame)).max()))
     assert len(calls) == (len(seen) + 1) // 2  # the detector ran on every 2nd frame only
     assert len({track for track, _ in seen}) == 1  # one id throughout
-    assert max(error for _, error in seen) <= 3.0  # carried boxes follow the object
+    errors = [error for _, error in seen]
+    # carried boxes follow the object: once its track has a velocity (after its first frame), to well
+    # under the 3 px it moves a frame (a box left where it was would be 3 px off)
+    assert errors[0] <= 3.0 and max(errors[1:]) <= 0.5, errors
+
+
+def test_an_object_carried_out_of_the_frame_between_detector_frames_leaves_no_empty_box(monkeypatch):
+    """A box carried past the image border was clipped to zero width and published as an object."""
+    pytest.importorskip("ultralytics")
+    import tao_ros.builtin.open_set as open_set
+    from tao_ros.plugins import PluginRegistry
+    from tao_ros.types import Detections, FrameContext
+
+    def square(t):  # leaves the 160 px wide frame on the right from frame 10 on, 8 px a frame
+        x = 80 + 8 * t
+        return np.array([min(x, 160), 40, min(x + 20, 160), 60], float)
+
+    def predict(model, image, confidence, image_size, device):
+        visible = square(frame)[None]
+        visible = visible[visible[:, 2] - visible[:, 0] >= 4]  # the detector sees it while 4 px or more show
+        return Detections(visible, np.full(len(visible), 0.9), np.full(len(visible), "bicycle"))
+
+    monkeypatch.setattr(open_set, "predict_boxes", predict)
+    detector = PluginRegistry.discover().create("detector", "open_set", {"weights": "yolov8n.yaml", "detect_every": 3,
+                                                                         "init_frames": 0, "stabilize": False})
+    rng = np.random.default_rng(0)
+    background = np.full((100, 160), 40, np.uint8)
+    patch = rng.integers(150, 255, (20, 20), dtype=np.uint8)
+    previous, boxes = None, []
+    for frame in range(16):
+        gray = background.copy()
+        x1, y1, x2, y2 = square(frame).astype(int)
+        gray[y1:y2, x1:x2] = patch[:, :x2 - x1]
+        found = detector.detect(FrameContext(frame, np.repeat(gray[..., None], 3, axis=2), gray, previous))
+        previous = gray
+        boxes.append(found.xyxy)
+    boxes = np.concatenate(boxes)
+    assert len(boxes) > 0
+    assert np.all(boxes[:, 2] > boxes[:, 0]) and np.all(boxes[:, 3] > boxes[:, 1])

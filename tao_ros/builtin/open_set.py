@@ -151,7 +151,9 @@ class OpenSetDetector:
             rows = np.array([track[i] for i in last.ids[kept].tolist()], dtype=np.int64)
             height, width = foreground.shape
             moved = clip_boxes(self.tracker.boxes[rows] + self.tracker.velocity[rows], width, height)
-            return Detections(moved, last.confidence[kept], last.labels[kept])
+            # an object carried out of the frame has left it: its clipped box has no area
+            inside = (moved[:, 2] > moved[:, 0]) & (moved[:, 3] > moved[:, 1])
+            return Detections(moved[inside], last.confidence[kept][inside], last.labels[kept][inside])
         found = predict_boxes(self.model, context.image, self.p["confidence"], self.p["image_size"],
                               self.p["device"])
         shares = moving_share(found.xyxy, foreground)

@@ -113,6 +113,7 @@ class AnomalyPipeline:
         self.unscored: set[str] = set()
         self.training_totals: np.ndarray | None = None
         self.training_frame_maxima: np.ndarray | None = None  # the same quantiles of normal frames' highest score
+        self.empty_boxes = 0  # boxes with no area the detector returned, dropped
         self.segmenter = None
         if config.segmenter != "none":
             self.segmenter = GuardedPlugin("segmenter", create("segmenter", config.segmenter))
@@ -200,6 +201,16 @@ class AnomalyPipeline:
             log.error("detector %r returned %r instead of Detections: frame skipped", self.detector.name,
                       type(detections).__name__)
             detections = Detections.empty()
+        xyxy = detections.xyxy
+        empty = (xyxy[:, 2] <= xyxy[:, 0]) | (xyxy[:, 3] <= xyxy[:, 1])
+        if empty.any():
+            # a box with no area is no object in view (one carried past the border, a degenerate
+            # prediction): never scored, published or written
+            if not self.empty_boxes:
+                log.warning("detector %r returned boxes with no area (x2 <= x1 or y2 <= y1): dropped; "
+                            "AnomalyPipeline.empty_boxes counts them", self.detector.name)
+            self.empty_boxes += int(empty.sum())
+            detections = detections[~empty]
         return detections
 
     @staticmethod
