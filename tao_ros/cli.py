@@ -54,10 +54,12 @@ def cmd_plugins(args) -> int:
     return 1 if registry.errors else 0
 
 
-def _clips(sources, args):
+def _clips(sources, args, sync_slop: float):
+    """The clips of ``sources``, a bag's depth paired with its images within ``sync_slop`` seconds."""
     from tao_ros.io.sources import open_clips
 
-    return [clip for source in sources for clip in open_clips(source, args.image_topic, args.depth_topic)]
+    return [clip for source in sources
+            for clip in open_clips(source, args.image_topic, args.depth_topic, sync_slop=sync_slop)]
 
 
 def clip_intrinsics(clip, intrinsics_file: Path | None = None, camera_info_topic: str | None = None):
@@ -98,7 +100,7 @@ def cmd_fit(args) -> int:
 
     ensure_writable(Path(args.output).parent)
     pipeline = _pipeline(args)
-    clips = _clips(args.sources, args)
+    clips = _clips(args.sources, args, pipeline.config.sync_slop)
     summary = pipeline.fit([(clip.name, clip.frames) for clip in clips],
                            progress=lambda it, desc="": progress(it, desc))
     pipeline.save(args.output)
@@ -168,7 +170,7 @@ def cmd_run(args) -> int:
 
     pipeline = AnomalyPipeline(_model_config(args))
     pipeline.load(pipeline.config.model_path)
-    clips = _clips([args.source], args)
+    clips = _clips([args.source], args, pipeline.config.sync_slop)
     folders = run_clips(pipeline, clips, Path(args.output), resume=args.resume, intrinsics_file=args.intrinsics,
                         camera_info_topic=args.camera_info_topic)
     print(f"wrote {len(folders)} clip folder(s) under {args.output}")
@@ -230,7 +232,8 @@ def cmd_demo(args) -> int:
     rgbd = {} if args.config else {"depth_source": "depth_image", "speed": {"perspective": "depth"}}
     pipeline = _pipeline(args, **rgbd)
     print("[2/4] fitting the density models on the normal scene")
-    pipeline.fit([(clip.name, clip.frames) for clip in open_clips(normal, depth_topic=DEPTH_TOPIC)],
+    slop = pipeline.config.sync_slop
+    pipeline.fit([(clip.name, clip.frames) for clip in open_clips(normal, depth_topic=DEPTH_TOPIC, sync_slop=slop)],
                  progress=lambda it, desc="": progress(it, desc))
     pipeline.save(output / "model.npz")
     print("[3/4] running on the test scene")
@@ -244,7 +247,7 @@ def cmd_demo(args) -> int:
             writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, canvas.shape[1::-1])
         writer.write(canvas)
 
-    run_clips(pipeline, open_clips(test, depth_topic=DEPTH_TOPIC), output / "run", on_result=draw)
+    run_clips(pipeline, open_clips(test, depth_topic=DEPTH_TOPIC, sync_slop=slop), output / "run", on_result=draw)
     if writer is not None:
         writer.release()
     print("[4/4] evaluating against the exact ground truth")
@@ -255,10 +258,10 @@ def cmd_demo(args) -> int:
 
 
 def cmd_replay(args) -> int:
+    from tao_ros.io.outputs import ensure_writable
+    from tao_ros.io.sources import unpaired_note
     from tao_ros.ros.engine import AnomalyEngine
     from tao_ros.ros.replay import replay
-
-    from tao_ros.io.outputs import ensure_writable
 
     config = _model_config(args)
     ensure_writable(Path(args.out_bag).parent)
@@ -270,8 +273,11 @@ def cmd_replay(args) -> int:
     if written["detections_3d"]:
         print(f"3D positions: {engine.counts['objects_3d']} anomalous objects located, "
               f"{engine.counts['objects_without_3d']} without enough valid depth")
-    elif args.depth_topic:
-        print(f"no 3D outputs: {engine.camera.problem}")
+    elif args.depth_topic or engine.counts["without_depth"]:
+        print(f"no 3D outputs: {engine.camera.problem or 'no anomalous object had depth'}")
+    if engine.counts["without_depth"]:
+        print(unpaired_note(Path(args.in_bag), engine.counts["without_depth"], args.depth_topic or "depth",
+                            config.sync_slop))
     dropped = sum(engine.bad_input.values())
     if dropped:
         print(f"{dropped} input frame(s) could not be used: {dict(engine.bad_input)}")

@@ -13,8 +13,9 @@ from tao_ros.io.sources import open_clips
 from tao_ros.ros.msgdefs import typestore
 
 
-def write_bag(path, events):
-    """events: (topic, stamp index, array, encoding) in log order."""
+def write_bag(path, events, depth_delay_ns: int = 0):
+    """events: (topic, stamp index, array, encoding) in log order; depth stamped ``depth_delay_ns``
+    after the image of its index (an RGB-D driver without hardware sync)."""
     from rosbags.rosbag2 import Writer
 
     store = typestore("jazzy")
@@ -24,7 +25,7 @@ def write_bag(path, events):
         for topic, index, array, encoding in events:
             if topic not in connections:
                 connections[topic] = writer.add_connection(topic, "sensor_msgs/msg/Image", typestore=store)
-            stamp = 10**9 * (index + 1)
+            stamp = 10**9 * (index + 1) + (depth_delay_ns if "depth" in topic else 0)
             msg = numpy_to_image(types, make_header(types, stamp, "cam"), array, encoding)
             writer.write(connections[topic], stamp + len(connections), store.serialize_cdr(msg, "sensor_msgs/msg/Image"))
 
@@ -62,3 +63,21 @@ def test_frame_files_are_read_in_natural_order(tmp_path):
         cv2.imwrite(str(folder / f"{number}.png"), np.full((8, 8), number * 10, np.uint8))
     [clip] = open_clips(folder)
     assert [int(f.image[0, 0, 0]) // 10 for f in clip.frames()] == list(range(1, 13))
+
+
+def test_bag_depth_stamped_apart_from_its_image_is_paired_within_sync_slop_and_said_when_not(tmp_path, caplog):
+    """Depth stamped 1 ms after its image: the node paired it, run and replay paired none (exact stamps)."""
+    import logging
+
+    image = [np.full((4, 6, 3), 10 * i, np.uint8) for i in range(3)]
+    depth = [np.full((4, 6), 1000 * (i + 1), np.uint16) for i in range(3)]
+    events = [event for i in range(3) for event in (("/cam/image", i, image[i], "bgr8"),
+                                                    ("/cam/depth", i, depth[i], "16UC1"))]
+    write_bag(tmp_path / "bag", events, depth_delay_ns=1_000_000)
+    (clip,) = open_clips(tmp_path / "bag", depth_topic="/cam/depth", sync_slop=0.05)
+    assert [int(f.depth[0, 0]) for f in clip.frames()] == [1000, 2000, 3000]
+    (exact,) = open_clips(tmp_path / "bag", depth_topic="/cam/depth", sync_slop=0.0)
+    with caplog.at_level(logging.WARNING):
+        assert all(f.depth is None for f in exact.frames())
+    assert any("3 camera frames had no /cam/depth message stamped within sync_slop (0 s)" in r.getMessage()
+               for r in caplog.records)

@@ -40,6 +40,7 @@ class Clip:
     length: int | None = None
     image_topic: str | None = None
     depth_topic: str | None = None
+    sync_slop: float = 0.0  # most seconds between a bag's image and the depth image paired with it
     skipped: list[str] = field(default_factory=list)
 
     def frames(self) -> Iterator[StreamFrame]:
@@ -48,7 +49,7 @@ class Clip:
             return _folder_frames(self.path, self.skipped)
         if self.kind == "video":
             return _video_frames(self.path, self.length, self.skipped)
-        return bag_frames(self.path, self.image_topic, self.depth_topic, self.skipped)
+        return bag_frames(self.path, self.image_topic, self.depth_topic, self.skipped, self.sync_slop)
 
 
 def natural_key(path: Path) -> list:
@@ -118,11 +119,13 @@ def is_bag(path: Path) -> bool:
 
 
 def open_clips(source: str | Path, image_topic: str | None = None, depth_topic: str | None = None,
-               prefix: str | None = None) -> list[Clip]:
+               prefix: str | None = None, sync_slop: float = 0.0) -> list[Clip]:
     """Expand ``source`` into clips; InputError saying what is accepted if it is none of them.
 
     A clip found inside a folder of clips is named by its path below ``source`` (``a/01`` and
-    ``b/01``, never two ``01``): names are unique within a source and become output folders."""
+    ``b/01``, never two ``01``): names are unique within a source and become output folders.
+    ``sync_slop``: most seconds between a bag's image and depth stamps to pair them, as the node's
+    parameter of that name pairs live topics."""
     path = Path(source)
     own = prefix or ""  # this clip's name below the source
     if not path.exists():
@@ -130,7 +133,7 @@ def open_clips(source: str | Path, image_topic: str | None = None, depth_topic: 
     if is_bag(path):
         topic, depth, length = find_topics(path, image_topic, depth_topic)
         name = path.stem if path.is_file() else path.name
-        return [Clip(own + name, path, "bag", length, topic, depth)]
+        return [Clip(own + name, path, "bag", length, topic, depth, sync_slop)]
     if path.is_file():
         if path.suffix.lower() not in VIDEO_SUFFIXES:
             raise InputError(f"{path}: not a video ({', '.join(sorted(VIDEO_SUFFIXES))}), frame folder or rosbag2")
@@ -147,7 +150,7 @@ def open_clips(source: str | Path, image_topic: str | None = None, depth_topic: 
     inner = "" if prefix is None else f"{prefix}{path.name}/"  # the source folder itself is not in the names
     for sub in sorted((p for p in path.iterdir() if p.is_dir()), key=natural_key):
         try:
-            clips += open_clips(sub, image_topic, depth_topic, inner)
+            clips += open_clips(sub, image_topic, depth_topic, inner, sync_slop)
         except InputError as exc:
             if not str(exc).endswith(NOTHING_FOUND):
                 raise
@@ -207,16 +210,16 @@ def bag_camera_info(path: Path, depth_topic: str, topic: str | None = None):
     return None
 
 
-def paired_messages(reader, image_topic: str, depth_topic: str | None, max_pending: int = 64
-                    ) -> Iterator[tuple[int, object, object | None, bool]]:
+def paired_messages(reader, image_topic: str, depth_topic: str | None, sync_slop: float = 0.0,
+                    max_pending: int = 64) -> Iterator[tuple[int, object, object | None, bool]]:
     """(log time, image message, depth message or None, compressed?) per camera message of an open
-    ``rosbags`` reader, paired with the depth message of the same stamp (``StampPairer``, as the node
-    pairs live topics), in either log order."""
+    ``rosbags`` reader, paired with the depth message whose stamp is nearest, within ``sync_slop``
+    seconds (``StampPairer``, the node's pairing of live topics), in either log order."""
     from tao_ros.io.messages import header_stamp_ns
     from tao_ros.io.pairing import StampPairer
 
     connections = [c for c in reader.connections if c.topic in {image_topic, depth_topic}]
-    pairer = StampPairer(depth_topic is not None, max_pending=max_pending)
+    pairer = StampPairer(depth_topic is not None, int(sync_slop * 1e9), max_pending=max_pending)
     for connection, log_time, raw in reader.messages(connections=connections):
         msg = reader.deserialize(raw, connection.msgtype)
         stamp = header_stamp_ns(msg.header)
@@ -231,17 +234,20 @@ def paired_messages(reader, image_topic: str, depth_topic: str | None, max_pendi
 
 
 def bag_frames(path: Path, image_topic: str, depth_topic: str | None = None,
-               skipped: list[str] | None = None) -> Iterator[StreamFrame]:
-    """Frames of a bag's camera topic, with their depth images, indexed by message position; a
-    message that does not convert is skipped (warning, appended to ``skipped``)."""
+               skipped: list[str] | None = None, sync_slop: float = 0.0) -> Iterator[StreamFrame]:
+    """Frames of a bag's camera topic, with their depth images (paired within ``sync_slop``
+    seconds), indexed by message position; a message that does not convert is skipped (warning,
+    appended to ``skipped``). Frames left without depth are counted and said at the end."""
     from rosbags.highlevel import AnyReader
 
     from tao_ros.io.messages import compressed_to_bgr, image_to_bgr, image_to_numpy
 
     skipped = [] if skipped is None else skipped
+    without_depth = 0
     with AnyReader([path]) as reader:
         for index, (_, image_msg, depth_msg, compressed) in enumerate(
-                paired_messages(reader, image_topic, depth_topic)):
+                paired_messages(reader, image_topic, depth_topic, sync_slop)):
+            without_depth += depth_topic is not None and depth_msg is None
             try:
                 image = compressed_to_bgr(image_msg) if compressed else image_to_bgr(image_msg)
                 depth = None if depth_msg is None else image_to_numpy(depth_msg)
@@ -249,3 +255,12 @@ def bag_frames(path: Path, image_topic: str, depth_topic: str | None = None,
                 _skip(skipped, f"{path} {image_topic} message {index}", exc)
                 continue
             yield StreamFrame(image, depth, index=index)
+    if without_depth:
+        log.warning(unpaired_note(path, without_depth, depth_topic, sync_slop))
+
+
+def unpaired_note(path: Path, frames: int, depth_topic: str, sync_slop: float) -> str:
+    """Why ``frames`` camera frames of a bag have no depth (and so no 3D outputs), and what to do."""
+    return (f"{path}: {frames} camera frames had no {depth_topic} message stamped within sync_slop ({sync_slop:g} s) "
+            "of them: they have no depth and no 3D outputs; if the depth is stamped apart from the image "
+            "(drivers without hardware sync), raise sync_slop (-p sync_slop=0.05)")

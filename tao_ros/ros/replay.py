@@ -35,7 +35,9 @@ def replay(engine: AnomalyEngine, in_bag: Path, out_bag: Path, image_topic: str 
            depth_topic: str | None = None, node_name: str = "anomaly_node", distribution: str = "jazzy",
            progress=None, camera_info_topic: str | None = None) -> dict[str, int]:
     """Run every camera frame of ``in_bag`` through ``engine``; write its outputs to ``out_bag``
-    under ``/NODE_NAME/<output>``. Returns messages written per output topic."""
+    under ``/NODE_NAME/<output>``. Depth is paired with the images within the engine's
+    ``sync_slop``, as the node pairs live topics; frames left without depth are counted in
+    ``engine.counts["without_depth"]``. Returns messages written per output topic."""
     from rosbags.highlevel import AnyReader
     from rosbags.rosbag2 import Writer
 
@@ -58,7 +60,9 @@ def replay(engine: AnomalyEngine, in_bag: Path, out_bag: Path, image_topic: str 
         connections = {name: writer.add_connection(f"/{node_name}/{name}", msgtype, typestore=store)
                        for name, msgtype in OUTPUT_TYPES.items()}
         for log_time, image_msg, depth_msg, compressed in progress(
-                paired_messages(reader, image_topic, depth_topic), total=length):
+                paired_messages(reader, image_topic, depth_topic, engine.config.sync_slop), total=length):
+            # counted as the node counts live frames that go on without depth
+            engine.counts["without_depth"] += depth_topic is not None and depth_msg is None
             outputs = engine.process(InputFrame(image_msg, depth_msg, compressed))
             if outputs is None:
                 continue
