@@ -500,3 +500,19 @@ def test_the_throttle_table_stays_bounded():
     for i in range(100):
         throttle.warn(f"kind {i}", "message")
     assert len(throttle.last) == 4 and len(throttle.suppressed) <= 4
+
+
+@pytest.mark.parametrize("slop, paired", [(0.05, True), (0.0, False)])
+def test_live_depth_stamped_a_millisecond_after_its_image_is_paired_within_sync_slop(fitted_pipeline, tmp_path,
+                                                                                     slop, paired):
+    engine = depth_engine(fitted_pipeline, tmp_path, sync_slop=slop)
+    depth = np.full(FRAMES[0][0].shape[:2], 5.0, np.float32)
+    with_depth = []
+    for t in range(6):
+        stamp = 1_000_000_000 + t * 100_000_000
+        engine.submit_image(image_msg(t))
+        engine.submit_depth(numpy_to_image(TYPES, make_header(TYPES, stamp + 1_000_000, "cam"), depth, "32FC1"))
+        outputs = engine.step(timeout=0)
+        if outputs is not None:
+            with_depth.append(outputs.depth is not None)
+    assert with_depth and all(d == paired for d in with_depth)

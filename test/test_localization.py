@@ -158,7 +158,16 @@ def test_a_calibration_yaml_as_camera_calibration_writes_it(tmp_path):
         load_intrinsics(tmp_path / "bad.yaml")
     with pytest.raises(InputError, match="no such intrinsics file"):
         load_intrinsics(tmp_path / "missing.yaml")
-    assert calibration_intrinsics(320, 240, [1, 0, 2, 0, 1, 3, 0, 0, 1], roi=(10, 20, 100, 50))[0].cx == -8.0
+    # a region of interest moves the principal point by its offset and is the image's size; focal
+    # lengths stay (K: fx 400, fy 410, cx 160, cy 120)
+    cropped, _ = calibration_intrinsics(320, 240, [400, 0, 160, 0, 410, 120, 0, 0, 1], roi=(10, 20, 100, 50))
+    assert (cropped.fx, cropped.fy, cropped.cx, cropped.cy, cropped.width, cropped.height) == \
+        (400.0, 410.0, 150.0, 100.0, 100, 50)
+    # binned 2x2 after the crop: halved, pixel centres at the bins' centres
+    binned, _ = calibration_intrinsics(320, 240, [400, 0, 160, 0, 410, 120, 0, 0, 1], binning=(2, 2),
+                                       roi=(10, 20, 100, 50))
+    assert (binned.fx, binned.fy, binned.cx, binned.cy, binned.width, binned.height) == \
+        (200.0, 205.0, 74.75, 49.75, 50, 25)
 
 
 def test_3d_detections_and_markers_round_trip_through_a_bag_serializer():
