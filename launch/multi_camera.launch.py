@@ -7,7 +7,7 @@ cameras.yaml (see config/cameras.example.yaml):
     cameras:
       - name: front                      # node namespace; required, unique
         image_topic: /front/image_raw    # required
-        depth_topic: /front/depth/image_raw
+        depth_topic: /front/aligned_depth_to_color/image_raw   # depth aligned to the colour image
         use_depth: true
         compressed: false
         config: /path/to/front.yaml      # default: the package's config/anomaly.yaml

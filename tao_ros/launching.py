@@ -11,7 +11,11 @@ from tao_ros.io.camera_info import camera_info_beside
 
 ARGUMENTS = {
     "image_topic": ("/camera/image_raw", "camera topic (sensor_msgs/Image; with compressed:=true, its /compressed)"),
-    "depth_topic": ("/camera/depth/image_raw", "aligned depth topic (16UC1 mm or 32FC1 m), used with use_depth:=true"),
+    # depth registered to the colour image, as RGB-D drivers name it (realsense2_camera with
+    # align_depth.enable, Orbbec's with depth_registration); their /camera/depth/image_raw is in the
+    # depth sensor's own frame and would put every 3D position off by the sensors' baseline
+    "depth_topic": ("/camera/aligned_depth_to_color/image_raw",
+                    "depth aligned to the colour image (16UC1 mm or 32FC1 m), used with use_depth:=true"),
     "camera_info_topic": ("", "camera_info of the depth-aligned image, for the 3D outputs with use_depth:=true "
                               "(default: camera_info beside the depth topic)"),
     "profile": ("default", "the package's parameter file to start from: default (weight-free, config/anomaly.yaml) "

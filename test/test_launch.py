@@ -46,6 +46,9 @@ def test_the_node_gets_the_remappings_profile_and_only_the_overrides_given():
     assert overrides == {"use_sim_time": True, "use_depth": True, "open_set.weights": "/models/yolo.onnx"}
     plain = anomaly_node(DEFAULTS, "/share/tao_ros")
     assert plain["parameters"] == ["/share/tao_ros/config/anomaly.yaml", {"use_sim_time": False}]
+    # by default the depth that drivers register to the colour image, never the depth sensor's own
+    assert ("depth", "/camera/aligned_depth_to_color/image_raw") in plain["remappings"]
+    assert ("camera_info", "/camera/aligned_depth_to_color/camera_info") in plain["remappings"]
     assert anomaly_node({**DEFAULTS, "config": "/mine.yaml"}, "/s")["parameters"][0] == "/mine.yaml"
     with pytest.raises(ValueError, match="profile:=fast is not one of"):
         anomaly_node({**DEFAULTS, "profile": "fast"}, "/s")
