@@ -32,13 +32,22 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @dataclass(frozen=True)
 class Param:
-    """A parameter a plugin class accepts: its default (which fixes its type) and what it means."""
+    """A parameter a plugin class accepts: its default (which fixes its type) and what it means.
+
+    ``runtime``: it sets how the plugin runs, not what it computes (CPU threads, a device; a
+    parameter named ``device`` always is): it is no part of a fitted model's identity, so a model
+    fitted with 2 threads loads with 1. ``content``: a file (weights, a checkpoint) a model is
+    identified by the content of (SHA-256), not its path: the same weights at another path load,
+    other weights at the same path do not.
+    """
 
     default: Any
     doc: str
     choices: tuple = ()
     minimum: float | None = None
     maximum: float | None = None
+    runtime: bool = False
+    content: bool = False
 
 
 # ----------------------------------------------------------------------------------------------

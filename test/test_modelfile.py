@@ -65,3 +65,87 @@ def test_pipeline_model_round_trip_and_layout_mismatch(fitted_pipeline, tmp_path
                        r"configuration \['speed', 'pose'\].*"
                        r"scorer: model 'knn', configuration 'mahalanobis'"):
         other.load(path)
+
+
+def weighted_registry():
+    """A detector with a weights file (identified by content) and a thread count (how it runs)."""
+    from types import SimpleNamespace
+
+    from tao_ros.builtin.motion import MotionDetector
+    from tao_ros.hookspecs import Param, hookimpl
+    from tao_ros.plugins import PluginRegistry
+
+    class WeightedDetector(MotionDetector):
+        name = "weighted"
+        params = {**MotionDetector.params,
+                  "weights": Param("", "weights file", content=True),
+                  "threads": Param(2, "CPU threads", minimum=1, runtime=True)}
+
+        def __init__(self, weights, threads, **params):
+            super().__init__(**params)
+
+    return PluginRegistry.discover(extra_plugins=(SimpleNamespace(
+        tao_ros_add_detectors=hookimpl(lambda: [WeightedDetector])),))
+
+
+def test_a_model_is_identified_by_its_weights_content_not_their_path_nor_how_it_runs(tmp_path):
+    """Fitted with threads 2 and loaded with 1: refused before. The same weights at another path:
+    refused; other weights at the same path: accepted."""
+    from conftest import scene_frames
+    from tao_ros.core.pipeline import StreamFrame
+
+    registry = weighted_registry()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for folder in "ab":
+        (tmp_path / folder / "net.bin").write_bytes(b"the same weights")
+
+    def pipeline(weights, threads):
+        return AnomalyPipeline(load_config(overrides={"detector": "weighted", "features": ["speed"],
+                                                      "weighted": {"weights": str(weights), "threads": threads}}),
+                               registry)
+
+    fitted = pipeline(tmp_path / "a" / "net.bin", 2)
+    clips = [scene_frames(seed, 40, anomalies=False) for seed in range(2)]
+    fitted.fit([(f"clip{i}", lambda c=c: (StreamFrame(f[0]) for f in c)) for i, c in enumerate(clips)])
+    fitted.save(tmp_path / "model.npz")
+    pipeline(tmp_path / "b" / "net.bin", 1).load(tmp_path / "model.npz")  # same content, other path and threads
+    (tmp_path / "a" / "net.bin").write_bytes(b"other weights")
+    with pytest.raises(ModelFileError, match=r"weighted\.weights: model 'sha256:[0-9a-f]{64}', configuration "
+                                             r"'sha256:[0-9a-f]{64}'"):
+        pipeline(tmp_path / "a" / "net.bin", 2).load(tmp_path / "model.npz")
+
+
+def rewritten(path, target, edit, consistent: bool):
+    """A copy of model file ``path`` with its metadata changed by ``edit``; its checksum recomputed
+    over arrays and metadata (``consistent``: a well-formed file with a bad field) or over the
+    arrays only, as version 2 did (an edit that checksum did not see)."""
+    import json
+
+    from tao_ros.core import modelfile
+
+    arrays, metadata = load_model(path)
+    edit(metadata)
+    metadata["sha256"] = modelfile._digest(arrays, metadata if consistent else None)
+    blob = np.frombuffer(json.dumps(metadata).encode(), dtype=np.uint8)
+    with open(target, "wb") as handle:
+        np.savez_compressed(handle, **arrays, **{modelfile._METADATA_KEY: blob})
+    return target
+
+
+def test_metadata_is_covered_by_the_checksum_and_has_a_schema(fitted_pipeline, tmp_path):
+    """Metadata of the wrong shape ended in 'unexpected TypeError' (exit 1), and the checksum
+    covered the arrays only: an edited setting went unnoticed."""
+    from tao_ros.core.modelfile import ModelContents
+
+    path = tmp_path / "model.npz"
+    fitted_pipeline.save(path)
+    edited = rewritten(path, tmp_path / "edited.npz", lambda m: m["settings"]["post"].update(threshold=9.0), False)
+    with pytest.raises(ModelFileError, match="checksum mismatch"):
+        load_model(edited)
+    for edit, field in [(lambda m: m.update(frame_size=[240, 360]), "frame_size"),
+                        (lambda m: m.update(layout={"features": ["speed"]}), "layout"),
+                        (lambda m: m.update(settings={"fit": 3}), "settings"),
+                        (lambda m: m.update(unscored="pose"), "unscored")]:
+        with pytest.raises(ModelFileError, match=f"metadata field '{field}'"):
+            ModelContents.read(rewritten(path, tmp_path / f"{field}.npz", edit, True))

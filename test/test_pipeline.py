@@ -383,4 +383,5 @@ def test_a_stream_that_skips_frames_keeps_normal_objects_normal(fitted_pipeline)
     every_frame = flagged(range(120), numbered=True)
     numbered = flagged(range(0, 120, 2), numbered=True)
     consecutive = flagged(range(0, 120, 2), numbered=False)
-    assert numbered <= every_frame + 0.05 and consecutive > numbered + 0.1, (every_frame, numbered, consecutive)
+    # above the normal objects' 99th percentile about 1 in 100 normal objects are expected
+    assert numbered <= every_frame + 0.01 and consecutive > numbered + 0.03, (every_frame, numbered, consecutive)

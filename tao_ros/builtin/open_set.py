@@ -106,11 +106,12 @@ class OpenSetDetector:
     params = {
         **MotionDetector.params,
         "weights": Param("", "Pretrained detector: ultralytics .pt state dict, trusted checkpoint, or an export "
-                             "(.tflite, .onnx, .torchscript, .engine); .yaml = random weights (tests)."),
+                             "(.tflite, .onnx, .torchscript, .engine); .yaml = random weights (tests).",
+                         content=True),
         "architecture": Param("yolov8n.yaml", "Model config a state dict belongs to."),
         "trust_checkpoint": Param(False, "Allow a pickled ultralytics checkpoint (runs code from the file)."),
         "device": Param("cpu", "'cpu', 'cuda' or 'cuda:N' (a .tflite model runs on the CPU)."),
-        "threads": Param(2, "CPU threads of a .tflite model's runtime.", minimum=1),
+        "threads": Param(2, "CPU threads of a .tflite model's runtime.", minimum=1, runtime=True),
         "confidence": Param(0.25, "Least confidence of a pretrained box.", minimum=0.0, maximum=1.0),
         "image_size": Param(640, "Inference size of the pretrained detector (an export has its own, fixed).",
                             minimum=32),

@@ -127,11 +127,11 @@ class PoseFeature(TrackAveragedFeature):
     columns = tuple(f"{axis}{k}" for k in range(COCO_KEYPOINTS) for axis in ("x", "y"))
     params = {
         "weights": Param("", "Pose model: a BlazePose landmark .tflite, an ultralytics pose model (.pt state dict, "
-                             "trusted checkpoint, export or .yaml); '' = the detector's keypoints."),
+                             "trusted checkpoint, export or .yaml); '' = the detector's keypoints.", content=True),
         "architecture": Param("yolov8n-pose.yaml", "Model config an ultralytics state dict belongs to."),
         "trust_checkpoint": Param(False, "Allow a pickled ultralytics checkpoint (runs code from the file)."),
         "device": Param("cpu", "'cpu', 'cuda' or 'cuda:N' (ultralytics models; BlazePose runs on the CPU)."),
-        "threads": Param(2, "CPU threads of the BlazePose runtime.", minimum=1),
+        "threads": Param(2, "CPU threads of the BlazePose runtime.", minimum=1, runtime=True),
         "labels": Param(["person", "object"], "Labels of the objects a pose is looked for ('object': the motion "
                                              "detector's unlabelled blobs, kept where the model finds a pose)."),
         "min_height": Param(128, "Boxes lower than this (pixels) get no pose: below it a pose model's landmarks "

@@ -114,7 +114,7 @@ class Sam2StreamSegmenter:
     name = "sam2"
     params = {
         "config": Param("configs/sam2.1/sam2.1_hiera_t.yaml", "SAM2 hydra model config (inside the sam2 package)."),
-        "checkpoint": Param("", "SAM2 checkpoint file (.pt), loaded with weights_only=True."),
+        "checkpoint": Param("", "SAM2 checkpoint file (.pt), loaded with weights_only=True.", content=True),
         "allow_random_weights": Param(False, "Run without a checkpoint (random weights: for tests only)."),
         "image_size": Param(1024, "Square input size of the image encoder (SAM2 is trained at 1024).", minimum=64),
         "device": Param("cpu", "'cpu', 'cuda' or 'cuda:N'."),

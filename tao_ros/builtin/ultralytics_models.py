@@ -37,7 +37,7 @@ class UltralyticsDetector:
 
     name = "ultralytics"
     params = {
-        "weights": Param("", "Weights file (.pt) or model config (.yaml, random weights)."),
+        "weights": Param("", "Weights file (.pt) or model config (.yaml, random weights).", content=True),
         "architecture": Param("yolov8n.yaml", "Model config the state-dict weights belong to."),
         "trust_checkpoint": Param(False, "Allow a pickled ultralytics checkpoint (runs code from the file)."),
         "classes": Param([-1], "Class indices to keep; [-1] keeps all."),

@@ -1,10 +1,14 @@
-"""Fitted-model files: named numpy arrays plus JSON metadata in one ``.npz``, never pickled, and
-the mapping of a fitted pipeline onto them.
+"""Fitted-model files: named numpy arrays plus JSON metadata in one ``.npz``, never pickled; what
+a model's metadata must hold (``ModelContents``) and the identity of the settings that shaped it.
 
-The metadata holds a SHA-256 over every array (name, dtype, shape, bytes), so a file changed
-after saving is rejected; loading uses ``allow_pickle=False``. It also records every setting that
-shaped the model and the frame size it was fitted at, so that a model is never used under a
-configuration, or on a camera, it does not describe.
+The metadata holds a SHA-256 over every array (name, dtype, shape, bytes) and over the rest of
+the metadata, so a file changed after saving is rejected; loading uses ``allow_pickle=False``. It
+records every setting that shaped the model (``model_settings``: weights by their content, not
+their path; how a plugin runs, its threads or device, left out) and the frame size it was fitted
+at, so that a model is never used under a configuration, or on a camera, it does not describe.
+
+This module knows files and settings, not the pipeline: ``AnomalyPipeline.save`` and ``load`` map
+their fitted state onto ``ModelContents``.
 """
 
 from __future__ import annotations
@@ -15,31 +19,33 @@ import logging
 import os
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from tao_ros import __version__
-from tao_ros.core.scoring import Standardizer
+from tao_ros.config import Config
 from tao_ros.errors import ModelFileError
-from tao_ros.plugins import check_params
-
-if TYPE_CHECKING:
-    from tao_ros.core.pipeline import AnomalyPipeline
+from tao_ros.plugins import PluginRegistry, check_params
 
 log = logging.getLogger(__name__)
 
 FORMAT = "tao_ros.model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (2, 3)
+"""Version 2 files (checksum over the arrays only) are still read."""
 _METADATA_KEY = "__metadata__"
 
 
-def _digest(arrays: dict[str, np.ndarray]) -> str:
+def _digest(arrays: dict[str, np.ndarray], metadata: dict | None) -> str:
+    """SHA-256 over the arrays and (from format version 3) the metadata but its own checksum."""
     sha = hashlib.sha256()
     for name in sorted(arrays):
         array = np.ascontiguousarray(arrays[name])
         sha.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
         sha.update(array.tobytes())
+    if metadata is not None:
+        sha.update(json.dumps({k: v for k, v in metadata.items() if k != "sha256"}, sort_keys=True).encode())
     return sha.hexdigest()
 
 
@@ -49,7 +55,8 @@ def save_model(path: str | Path, arrays: dict[str, np.ndarray], metadata: dict) 
     for name, array in arrays.items():
         if np.asarray(array).dtype == object:
             raise ModelFileError(f"array {name!r} has dtype object, which cannot be stored without pickle")
-    meta = {**metadata, "format": FORMAT, "format_version": FORMAT_VERSION, "sha256": _digest(arrays)}
+    meta = {**metadata, "format": FORMAT, "format_version": FORMAT_VERSION}
+    meta["sha256"] = _digest(arrays, meta)
     blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     # written beside and renamed: a crash never leaves a half-written model where a good one was
@@ -89,16 +96,106 @@ def load_model(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
     if not isinstance(metadata, dict):
         raise ModelFileError(f"{path}: metadata is a JSON {type(metadata).__name__}, not an object: it was not "
                              f"written by 'tao-ros fit'; {refit}")
-    if metadata.get("format") != FORMAT or metadata.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(f"{path}: format {metadata.get('format')!r} version {metadata.get('format_version')!r}, "
-                             f"this tao_ros reads {FORMAT!r} version {FORMAT_VERSION}; refit with 'tao-ros fit'")
-    if metadata.get("sha256") != _digest(arrays):
+    version = metadata.get("format_version")
+    if metadata.get("format") != FORMAT or version not in READABLE_VERSIONS:
+        raise ModelFileError(f"{path}: format {metadata.get('format')!r} version {version!r}, this tao_ros reads "
+                             f"{FORMAT!r} versions {list(READABLE_VERSIONS)}; refit with 'tao-ros fit'")
+    if metadata.get("sha256") != _digest(arrays, metadata if version >= 3 else None):
         raise ModelFileError(f"{path}: checksum mismatch, the file was modified after 'tao-ros fit' wrote it; "
                              "refit or restore the original")
     return arrays, metadata
 
 
-# ---------------------------------------------------------------------- a pipeline as a model file
+# ---------------------------------------------------------------------- what a model holds
+@dataclass
+class ModelContents:
+    """A fitted model as stored: named arrays and the metadata that says what they describe.
+
+    ``settings``: {"fit": {...}, "post": {...}} (``model_settings``); ``layout``: feature name ->
+    its columns; ``frame_size``: (height, width) it was fitted at; ``unscored``: features that
+    described too few normal objects to model. ``settings`` and ``frame_size`` are None in files of
+    older tao_ros versions that did not record them.
+    """
+
+    arrays: dict[str, np.ndarray]
+    layout: dict[str, list[str]]
+    settings: dict[str, dict] | None
+    frame_size: tuple[int, int] | None
+    unscored: list[str] = field(default_factory=list)
+    version: str = __version__
+
+    def write(self, path) -> Path:
+        size = None if self.frame_size is None else {"height": int(self.frame_size[0]), "width": int(self.frame_size[1])}
+        return save_model(path, self.arrays, {"tao_ros_version": self.version, "layout": {"features": self.layout},
+                                              "settings": self.settings, "frame_size": size,
+                                              "unscored": sorted(self.unscored)})
+
+    @classmethod
+    def read(cls, path) -> ModelContents:
+        """A model file's contents; ModelFileError naming the field if its metadata is not as written."""
+        arrays, metadata = load_model(path)
+
+        def bad(what: str) -> ModelFileError:
+            return ModelFileError(f"{path}: metadata field {what}; the file was not written by 'tao-ros fit' or "
+                                  "was edited: refit the model")
+
+        layout = metadata.get("layout")
+        features = layout.get("features") if isinstance(layout, dict) else None
+        if not isinstance(features, dict) or not all(
+                isinstance(name, str) and isinstance(columns, list) and all(isinstance(c, str) for c in columns)
+                for name, columns in features.items()):
+            raise bad("'layout' must be {'features': {name: [column, ...]}}")
+        settings = metadata.get("settings")
+        if settings is not None and not (isinstance(settings, dict) and
+                                         all(isinstance(settings.get(k), dict) for k in ("fit", "post"))):
+            raise bad("'settings' must be {'fit': {...}, 'post': {...}}")
+        size = metadata.get("frame_size")
+        if size is not None and not (isinstance(size, dict) and all(
+                isinstance(size.get(k), int) and not isinstance(size.get(k), bool) and size[k] > 0
+                for k in ("height", "width"))):
+            raise bad("'frame_size' must be {'height': pixels, 'width': pixels}")
+        unscored = metadata.get("unscored", [])
+        if not isinstance(unscored, list) or not all(isinstance(name, str) for name in unscored):
+            raise bad("'unscored' must be a list of feature names")
+        version = metadata.get("tao_ros_version", "unknown")
+        if not isinstance(version, str):
+            raise bad("'tao_ros_version' must be a string")
+        return cls(arrays, features, settings, None if size is None else (size["height"], size["width"]),
+                   unscored, version)
+
+    def section(self, prefix: str) -> dict[str, np.ndarray]:
+        """The arrays named ``prefix``..., by the rest of their name."""
+        return {k[len(prefix):]: v for k, v in self.arrays.items() if k.startswith(prefix)}
+
+    def check_fits(self, path, settings: dict[str, dict], layout: dict[str, list[str]]) -> None:
+        """ModelFileError saying what differs if the model does not fit a configuration of these
+        ``settings`` and feature ``layout``; a "post" setting that differs only warns."""
+        if self.settings is None:
+            log.warning("%s does not record the settings it was fitted with (older tao_ros): they cannot be "
+                        "checked", path)
+        else:
+            differences = setting_differences(self.settings["fit"], settings["fit"])
+            if differences:
+                raise ModelFileError(f"{path} was fitted with other settings: " + "; ".join(differences)
+                                     + ". Refit with 'tao-ros fit' under this configuration, or configure as the "
+                                       "model was.")
+            for difference in setting_differences(self.settings["post"], settings["post"]):
+                log.warning("%s: %s (applies after scoring: the model stays valid)", path, difference)
+        problems = []
+        for name, columns in layout.items():
+            if name not in self.layout:
+                problems.append(f"feature {name!r} is not in the model (it has {sorted(self.layout)})")
+            elif self.layout[name] != columns:
+                problems.append(f"feature {name!r}: model columns {self.layout[name]}, plugin columns {columns}")
+        if problems:
+            raise ModelFileError(f"{path} does not match the configuration: " + "; ".join(problems)
+                                 + ". Refit with 'tao-ros fit' or change the configuration.")
+        if self.frame_size is None:
+            log.warning("%s does not record the frame size it was fitted at (older tao_ros): frames of any size "
+                        "are accepted", path)
+
+
+# ---------------------------------------------------------------------- a model's identity
 FIT_OPTIONS = ("detector", "depth_source", "features", "scorer", "standardization", "combination",
                "max_training_samples", "fit_chunk_frames")
 """Options that shape a fitted model: loading it under other values is an error."""
@@ -106,18 +203,37 @@ POST_OPTIONS = ("threshold", "threshold_quantile", "score_window", "merge_iou", 
 """Options that act after scoring: loading a model under other values only warns."""
 
 
-def pipeline_settings(pipeline: AnomalyPipeline) -> dict[str, dict]:
+def file_identity(value):
+    """A file parameter's value as it identifies a model: ``sha256:<hex>`` of the file's content
+    where ``value`` names a file, else ``value`` itself (a model config such as ``yolov8n.yaml``)."""
+    path = Path(str(value)).expanduser() if value else None
+    if path is None or not path.is_file():
+        return value
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return f"sha256:{sha.hexdigest()}"
+
+
+def model_settings(config: Config, registry: PluginRegistry) -> dict[str, dict]:
     """Every setting, defaults resolved, as {"fit": {...}, "post": {...}}: "fit" shaped the fitted
     model (detector, depth source, features, scorer, their parameters), "post" only acts after
-    scoring (threshold, merging, prompts, segmenter). Devices are neither: a model runs anywhere."""
-    config, registry = pipeline.config, pipeline.registry
+    scoring (threshold, merging, prompts, segmenter). How a plugin runs (``Param.runtime``: threads,
+    devices) is neither: a model runs anywhere. Files (``Param.content``: weights) count by content."""
     plugins = {"detector": [config.detector], "depth": [config.depth_source], "feature": config.features,
                "scorer": [config.scorer], "segmenter": [] if config.segmenter == "none" else [config.segmenter]}
 
     def resolved(kinds):
-        return {f"{name}.{key}": value for kind in kinds for name in plugins[kind]
-                for key, value in check_params(registry.info(kind, name), config.params_for(name)).items()
-                if key != "device"}
+        values = {}
+        for kind in kinds:
+            for name in plugins[kind]:
+                info = registry.info(kind, name)
+                for key, value in check_params(info, config.params_for(name)).items():
+                    declared = info.cls.params[key]
+                    if key != "device" and not declared.runtime:
+                        values[f"{name}.{key}"] = file_identity(value) if declared.content else value
+        return values
 
     options = config.options
     return {"fit": {**{k: options[k] for k in FIT_OPTIONS}, **resolved(("detector", "depth", "feature", "scorer"))},
@@ -134,76 +250,3 @@ def setting_differences(saved: dict, wanted: dict) -> list[str]:
     return [f"{key}: model {shown(saved, key)}, configuration {shown(wanted, key)}"
             for key in sorted(set(saved) | set(wanted))
             if saved.get(key) != wanted.get(key) and ("." not in key or key.split(".")[0] in plugins)]
-
-
-def _layout(pipeline: AnomalyPipeline) -> dict:
-    return {"features": {name: list(plugin.plugin.columns) for name, plugin in pipeline.features.items()}}
-
-
-def save_pipeline(pipeline: AnomalyPipeline, path) -> Path:
-    """Write a fitted pipeline's state (depth source, learned features, density models,
-    standardizers, normal score quantiles) with its settings, layout and frame size."""
-    arrays = {f"depth/{k}": v for k, v in pipeline.depth.plugin.state().items()}
-    for name, learner in pipeline.learned_features.items():
-        arrays.update({f"feature/{name}/{k}": v for k, v in learner.state().items()})
-    for name in set(pipeline.features) - pipeline.unscored:
-        arrays.update({f"scorer/{name}/{k}": v for k, v in pipeline.scorers[name].state().items()})
-        arrays[f"standardizer/{name}"] = pipeline.standardizers[name].stats
-    arrays["training_totals"] = pipeline.training_totals
-    if pipeline.training_frame_maxima is not None:
-        arrays["training_frame_maxima"] = pipeline.training_frame_maxima
-    frame_size = None if pipeline.frame_size is None else {"height": pipeline.frame_size[0],
-                                                           "width": pipeline.frame_size[1]}
-    return save_model(path, arrays, {"tao_ros_version": __version__, "layout": _layout(pipeline),
-                                     "settings": pipeline_settings(pipeline), "frame_size": frame_size,
-                                     "unscored": sorted(pipeline.unscored)})
-
-
-def load_pipeline(pipeline: AnomalyPipeline, path) -> None:
-    """Load a model file into ``pipeline``; ModelFileError saying what differs if it does not fit
-    the pipeline's configuration (a "post" setting that differs only warns)."""
-    arrays, metadata = load_model(path)
-    saved_settings = metadata.get("settings")
-    if saved_settings is None:
-        log.warning("%s does not record the settings it was fitted with (older tao_ros): they cannot be checked", path)
-    else:
-        wanted = pipeline_settings(pipeline)
-        fit_differences = setting_differences(saved_settings.get("fit", {}), wanted["fit"])
-        if fit_differences:
-            raise ModelFileError(f"{path} was fitted with other settings: " + "; ".join(fit_differences)
-                                 + ". Refit with 'tao-ros fit' under this configuration, or configure as the model was.")
-        for difference in setting_differences(saved_settings.get("post", {}), wanted["post"]):
-            log.warning("%s: %s (applies after scoring: the model stays valid)", path, difference)
-    saved, wanted_layout = metadata.get("layout", {}), _layout(pipeline)
-    problems = []
-    for name, columns in wanted_layout["features"].items():
-        if name not in saved.get("features", {}):
-            problems.append(f"feature {name!r} is not in the model (it has {sorted(saved.get('features', {}))})")
-        elif saved["features"][name] != columns:
-            problems.append(f"feature {name!r}: model columns {saved['features'][name]}, plugin columns {columns}")
-    if problems:
-        raise ModelFileError(f"{path} does not match the configuration: " + "; ".join(problems)
-                             + ". Refit with 'tao-ros fit' or change the configuration.")
-
-    def section(prefix):
-        return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-
-    try:
-        pipeline.depth.plugin.load_state(section("depth/"))
-        for name, learner in pipeline.learned_features.items():
-            learner.load_state(section(f"feature/{name}/"))
-        pipeline.unscored = set(metadata.get("unscored", []))
-        for name in set(pipeline.features) - pipeline.unscored:
-            pipeline.scorers[name].load_state(section(f"scorer/{name}/"))
-            pipeline.standardizers[name] = Standardizer(arrays[f"standardizer/{name}"])
-    except (KeyError, ValueError, IndexError, TypeError) as exc:
-        raise ModelFileError(f"{path}: its arrays do not fit the configured plugins ({type(exc).__name__}: {exc}); "
-                             "refit with 'tao-ros fit'") from None
-    pipeline.training_totals = arrays.get("training_totals")
-    pipeline.training_frame_maxima = arrays.get("training_frame_maxima")
-    size = metadata.get("frame_size")
-    pipeline.frame_size = None if size is None else (int(size["height"]), int(size["width"]))
-    if size is None:
-        log.warning("%s does not record the frame size it was fitted at (older tao_ros): frames of any size are "
-                    "accepted", path)
-    pipeline.fitted = True

@@ -16,7 +16,7 @@ import numpy as np
 from tao_ros.config import Config
 from tao_ros.core.geometry import merge_overlapping
 from tao_ros.core.instances import compose_instances
-from tao_ros.core.modelfile import load_pipeline, save_pipeline
+from tao_ros.core.modelfile import ModelContents, model_settings
 from tao_ros.core.prompts import PromptScheduler
 from tao_ros.core.scoring import Standardizer, combine
 from tao_ros.core.tracking import ObjectIds, TrackHistory
@@ -436,10 +436,41 @@ class AnomalyPipeline:
         return summary
 
     # ------------------------------------------------------------------ model files
+    def _layout(self) -> dict[str, list[str]]:
+        return {name: list(plugin.plugin.columns) for name, plugin in self.features.items()}
+
     def save(self, path) -> None:
-        """Write the fitted model to ``path`` (see ``core.modelfile``)."""
-        save_pipeline(self, path)
+        """Write the fitted state (depth source, learned features, density models, standardizers,
+        normal score quantiles) with its settings, layout and frame size to ``path`` (see
+        ``core.modelfile``)."""
+        arrays = {f"depth/{k}": v for k, v in self.depth.plugin.state().items()}
+        for name, learner in self.learned_features.items():
+            arrays.update({f"feature/{name}/{k}": v for k, v in learner.state().items()})
+        for name in set(self.features) - self.unscored:
+            arrays.update({f"scorer/{name}/{k}": v for k, v in self.scorers[name].state().items()})
+            arrays[f"standardizer/{name}"] = self.standardizers[name].stats
+        arrays["training_totals"] = self.training_totals
+        if self.training_frame_maxima is not None:
+            arrays["training_frame_maxima"] = self.training_frame_maxima
+        ModelContents(arrays, self._layout(), model_settings(self.config, self.registry), self.frame_size,
+                      sorted(self.unscored)).write(path)
 
     def load(self, path) -> None:
         """Load a model file; ModelFileError saying what differs if it does not fit this configuration."""
-        load_pipeline(self, path)
+        model = ModelContents.read(path)
+        model.check_fits(path, model_settings(self.config, self.registry), self._layout())
+        try:
+            self.depth.plugin.load_state(model.section("depth/"))
+            for name, learner in self.learned_features.items():
+                learner.load_state(model.section(f"feature/{name}/"))
+            self.unscored = set(model.unscored)
+            for name in set(self.features) - self.unscored:
+                self.scorers[name].load_state(model.section(f"scorer/{name}/"))
+                self.standardizers[name] = Standardizer(model.arrays[f"standardizer/{name}"])
+        except (KeyError, ValueError, IndexError, TypeError) as exc:
+            raise ModelFileError(f"{path}: its arrays do not fit the configured plugins ({type(exc).__name__}: "
+                                 f"{exc}); refit with 'tao-ros fit'") from None
+        self.training_totals = model.arrays.get("training_totals")
+        self.training_frame_maxima = model.arrays.get("training_frame_maxima")
+        self.frame_size = model.frame_size
+        self.fitted = True
