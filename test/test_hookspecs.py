@@ -223,3 +223,17 @@ def test_a_detector_box_with_no_area_is_dropped_counted_and_said_once(outside_pa
             assert len(detections) == 0 and all(len(v) == 0 for v in features.values())
     assert pipeline.empty_boxes == 3
     assert sum("no area" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_plugin_that_fails_while_fitting_fails_the_fit():
+    """A fit went on past a plugin's errors and saved a model holding part of the evidence."""
+    from tao_ros.config import load_config
+    from tao_ros.core.pipeline import AnomalyPipeline, StreamFrame
+
+    registry = PluginRegistry.discover(extra_plugins=(ExplodingPlugin(),))
+    pipeline = AnomalyPipeline(load_config(overrides={"detector": "exploding", "depth_source": "depth_image",
+                                                      "features": ["speed"]}), registry)
+    frames = [StreamFrame(np.zeros((10, 10, 3), np.uint8), np.ones((10, 10), np.float32)) for _ in range(4)]
+    with pytest.raises(PluginError, match=r"fit stopped: detector 'exploding' failed 1 times"):
+        pipeline.fit([("clip", lambda: iter(frames))])
+    assert not pipeline.fitted

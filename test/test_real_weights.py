@@ -161,3 +161,22 @@ def test_the_node_over_dds_with_the_pretrained_profile_publishes_labelled_detect
         node.destroy_node()
         rclpy.shutdown()
     assert "Traceback" not in output, output
+
+
+def test_a_damaged_detector_export_is_a_one_line_error_naming_it_at_start_up(weights, ped2, tmp_path, capsys):
+    """A truncated .tflite (its metadata file beside it): fit logged errors, fitted on the motion blobs
+    alone and exited 0."""
+    import shutil
+
+    from tao_ros.cli import main
+
+    damaged = tmp_path / "yolov8n_int8.tflite"
+    damaged.write_bytes((weights / "yolov8n_int8.tflite").read_bytes()[:200_000])
+    shutil.copy(weights / "yolov8n_int8.metadata.yaml", tmp_path / "yolov8n_int8.metadata.yaml")
+    normal = ped2 / "training" / "frames" / "01"
+    model = tmp_path / "model.npz"
+    assert main(["fit", str(normal), "-o", str(model), "-p", "detector=open_set", "-p", "features=[speed]",
+                 "-p", f"open_set.weights={damaged}"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and str(damaged) in error[0] and "cannot run" in error[0]
+    assert not model.exists()

@@ -20,6 +20,8 @@ import os
 import zipfile
 from pathlib import Path
 
+import numpy as np
+
 from tao_ros.errors import PluginError
 
 EXPORT_RUNTIMES: dict[str, tuple[str, str]] = {
@@ -163,7 +165,16 @@ def load_yolo(weights: str, architecture: str, trust_checkpoint: bool, device: s
                 import ultralytics.nn.backends.litert as litert
 
                 litert.NUM_THREADS = threads  # read when the interpreter is made, at the first predict
-            return YOLO(str(path), task=task)
+            model = YOLO(str(path), task=task)
+            # an export is read at its first predict: a damaged file (truncated in a copy) must fail
+            # here, naming itself, not on every frame of a stream
+            imgsz = exported_metadata(path).get("imgsz") or 640
+            try:
+                model.predict(np.zeros((32, 32, 3), np.uint8), imgsz=imgsz, device=device, verbose=False)
+            except Exception as exc:  # noqa: BLE001 - each runtime raises its own types for a broken file
+                raise PluginError(f"{path} cannot run ({type(exc).__name__}: {exc}): the file is damaged or "
+                                  "not an ultralytics export; copy or export it again") from None
+            return model
         if trust_checkpoint:
             model = YOLO(str(path))
         else:

@@ -20,7 +20,7 @@ from tao_ros.core.modelfile import ModelContents, model_settings
 from tao_ros.core.prompts import PromptScheduler
 from tao_ros.core.scoring import Standardizer, combine
 from tao_ros.core.tracking import ObjectIds, TrackHistory
-from tao_ros.errors import InputError, ModelFileError
+from tao_ros.errors import InputError, ModelFileError, PluginError
 from tao_ros.plugins import GuardedPlugin, PluginRegistry
 from tao_ros.types import Detections, FrameContext, FrameResult
 
@@ -324,8 +324,17 @@ class AnomalyPipeline:
         summary (samples per feature).
         """
         clips = list(clips)
+        errors_before = [plugin.errors for plugin in self.plugins]
         detected = self.fit_scene(clips, progress)
-        return self.fit_density(*self.describe_normal(clips, progress, detected))
+        described = self.describe_normal(clips, progress, detected)
+        failed = [f"{plugin.kind} {plugin.name!r} failed {plugin.errors - before} times"
+                  for plugin, before in zip(self.plugins, errors_before) if plugin.errors > before]
+        if failed:
+            # a stream goes on past a plugin's failure; a fit must not: its model would hold part
+            # of the evidence configured, and nothing would say so later
+            raise PluginError(f"fit stopped: {', '.join(failed)} on the normal frames (the errors are logged above); "
+                              "fix the plugin's weights or parameters and fit again")
+        return self.fit_density(*described)
 
     @property
     def learned_features(self) -> dict:
