@@ -155,6 +155,8 @@ class FrameResult:
             belongs to (as in ``detections.ids``), 0 = background.
         instance_ids: optional [K] ids of the objects present in ``instance_mask``.
         instance_scores: optional [K] anomaly score of each instance (its object's latest score).
+        instance_labels: optional [K] label of each instance (its object's latest detector label, kept
+            while the segmenter follows an object the detector lost).
         foreground: optional [H, W] bool foreground mask of the detector (the pixels of objects
             without a segmenter mask, for their 3D position).
     """
@@ -170,4 +172,5 @@ class FrameResult:
     instance_mask: np.ndarray | None = None
     instance_ids: np.ndarray | None = None
     instance_scores: np.ndarray | None = None
+    instance_labels: list[str] | None = None
     foreground: np.ndarray | None = None

@@ -516,3 +516,30 @@ def test_live_depth_stamped_a_millisecond_after_its_image_is_paired_within_sync_
         if outputs is not None:
             with_depth.append(outputs.depth is not None)
     assert with_depth and all(d == paired for d in with_depth)
+
+
+def test_every_anomalous_object_is_published_a_box_standing_in_for_a_mask_and_tracked_ones_keep_their_label():
+    """An anomalous object the segmenter gave no mask was never published; an object the segmenter
+    still tracked after the detector lost it was published as "object"."""
+    from tao_ros.core.pipeline import AnomalyPipeline
+    from tao_ros.ros.handoff import FrameOutputs
+    from tao_ros.ros.outputs import output_messages
+    from tao_ros.types import Detections, FrameResult
+
+    height, width = 60, 80
+    instance = np.zeros((height, width), np.uint16)
+    instance[10:20, 10:20] = 3  # a moving anomalous object, masked
+    instance[30:50, 60:70] = 7  # followed by the segmenter, no longer detected
+    merged = Detections(np.array([[8.0, 8, 22, 22], [40, 30, 52, 44]]), labels=np.array(["bicycle", "cart"]),
+                        ids=np.array([3, 5]))  # 5: still, the foreground segmenter masks nothing of it
+    result = FrameResult(4, merged, np.array([9.0, 8.0]), {}, np.array([True, True]), merged, np.array([9.0, 8.0]),
+                         [], instance, np.array([3, 7]), np.array([9.0, 6.0]), ["bicycle", "skateboard"])
+    header = make_header(TYPES, 1_000_000_000, "cam")
+    pipeline = AnomalyPipeline(load_config())
+    pipeline.training_totals = np.linspace(0, 10, 104)
+    messages, _ = output_messages(FrameOutputs(header, result, np.zeros((height, width, 3), np.uint8), None),
+                                  pipeline, TYPES)
+    published = {d.id: d.results[0].hypothesis.class_id for d in messages["~/detections"].detections}
+    assert published == {"3": "bicycle", "7": "skateboard", "5": "cart"}
+    anomaly = np.frombuffer(bytes(messages["~/anomaly_mask"].data), np.uint8).reshape(height, width)
+    assert anomaly[35, 45] == 255 and anomaly[15, 15] == 255 and anomaly[5, 5] == 0  # the box stands in for 5's mask

@@ -120,7 +120,7 @@ class AnomalyPipeline:
         self.score_history = TrackHistory(config.score_window)
         self.prompts = PromptScheduler(config.prompt_interval)
         self.object_ids = ObjectIds()
-        self.last_scores: dict[int, float] = {}  # object id -> its latest score, bounded
+        self.last_seen: dict[int, tuple[float, str]] = {}  # object id -> its latest score and label, bounded
         self.timings: dict[str, float] = {}  # seconds spent per stage (and per feature) on the last frame
         self.frame_size: tuple[int, int] | None = None  # (height, width) the model was fitted at
         self.fitted = False
@@ -150,7 +150,7 @@ class AnomalyPipeline:
         self.score_history.reset()
         self.prompts.reset()
         self.object_ids.reset()
-        self.last_scores.clear()
+        self.last_seen.clear()
 
     def _context(self, frame: StreamFrame) -> FrameContext:
         import cv2
@@ -240,11 +240,11 @@ class AnomalyPipeline:
         scoring = time.perf_counter()
         feature_scores, total = self.score_features(features, len(detections))
         scores = self.score_history.smooth(detections.ids, total[:, None])[:, 0]
-        for object_id, score in zip(detections.ids.tolist(), scores.tolist()):
-            self.last_scores.pop(object_id, None)
-            self.last_scores[object_id] = score  # most recently seen last, so the oldest go first
-        while len(self.last_scores) > 4096:
-            self.last_scores.pop(next(iter(self.last_scores)))
+        for object_id, score, label in zip(detections.ids.tolist(), scores.tolist(), detections.labels.tolist()):
+            self.last_seen.pop(object_id, None)
+            self.last_seen[object_id] = score, label  # most recently seen last, so the oldest go first
+        while len(self.last_seen) > 4096:
+            self.last_seen.pop(next(iter(self.last_seen)))
         anomalous = scores > self.threshold
         merged, merged_scores = self._merge(detections[anomalous], scores[anomalous])
         prompts = self.prompts.update(context.frame_index, merged, merged_scores)
@@ -260,7 +260,10 @@ class AnomalyPipeline:
                 logits = {}
             result.instance_mask, result.instance_ids = compose_instances(context.gray.shape, logits)
             # an object the segmenter still follows while the detector lost it keeps its last score
-            result.instance_scores = np.array([self.last_scores.get(o, np.nan) for o in result.instance_ids.tolist()])
+            # and label
+            last = [self.last_seen.get(o, (np.nan, "object")) for o in result.instance_ids.tolist()]
+            result.instance_scores = np.array([score for score, _ in last])
+            result.instance_labels = [label for _, label in last]
         self.timings["segment"] = time.perf_counter() - segmenting
         return result
 

@@ -25,7 +25,10 @@ def output_messages(outputs: FrameOutputs, pipeline: AnomalyPipeline, types: Mes
     height, width = outputs.image.shape[:2]
     boxes, ids, labels, scores = anomalous_objects(result)
     instance = result.instance_mask if result.instance_mask is not None else np.zeros((height, width), np.uint16)
-    anomaly = instance > 0 if result.instance_mask is not None else boxes_mask(boxes, (height, width))
+    # pixels of the objects with a mask, and the boxes of those without one (all, with no segmenter)
+    masked = set() if result.instance_ids is None else set(result.instance_ids.tolist())
+    unmasked = np.array([int(i) not in masked for i in ids], dtype=bool)
+    anomaly = (instance > 0) | boxes_mask(boxes[unmasked], (height, width))
     # hypothesis.score: the share of normal training objects scoring lower, a confidence in [0, 1]
     # (the raw summed score is in objects.csv and on the overlay)
     confidence = pipeline.normal_share(scores)
@@ -48,15 +51,23 @@ def output_messages(outputs: FrameOutputs, pipeline: AnomalyPipeline, types: Mes
 
 
 def anomalous_objects(result: FrameResult) -> tuple[np.ndarray, np.ndarray, list, np.ndarray]:
-    """Boxes, ids, labels and scores of the frame's anomalous objects: from instance masks when the
-    pipeline segments (boxes derived from masks, an instance's pixels holding its object id), else
-    the merged anomalous boxes."""
+    """Boxes, ids, labels and scores of the frame's anomalous objects: the merged anomalous boxes,
+    and when the pipeline segments, the segmented objects with boxes from their masks (an
+    instance's pixels holding its object id, its label the object's last detector label) in place
+    of their merged boxes. An anomalous object the segmenter gives no mask (a still object under
+    the foreground segmenter) keeps its merged box: every anomalous object is published."""
+    merged = result.merged
     if result.instance_mask is None:
-        return result.merged.xyxy, result.merged.ids, list(result.merged.labels), result.merged_scores
-    labels_by_id = dict(zip(result.detections.ids.tolist(), result.detections.labels.tolist()))
+        return merged.xyxy, merged.ids, list(merged.labels), result.merged_scores
+    labels_by_id = dict(zip(result.instance_ids.tolist(), result.instance_labels or []))
     found = instance_boxes(result)
-    return (np.array([box for _, box, _ in found]).reshape(-1, 4), np.array([i for i, _, _ in found], dtype=np.int64),
-            [labels_by_id.get(i, "object") for i, _, _ in found], np.array([score for _, _, score in found]))
+    segmented = {object_id for object_id, _, _ in found}
+    unmasked = [k for k, object_id in enumerate(merged.ids.tolist()) if object_id not in segmented]
+    boxes = np.concatenate([np.array([box for _, box, _ in found]).reshape(-1, 4), merged.xyxy[unmasked]])
+    ids = np.concatenate([np.array([i for i, _, _ in found], dtype=np.int64), merged.ids[unmasked]])
+    labels = [labels_by_id.get(i, "object") for i, _, _ in found] + [str(merged.labels[k]) for k in unmasked]
+    scores = np.concatenate([np.array([score for _, _, score in found]), result.merged_scores[unmasked]])
+    return boxes, ids, labels, scores
 
 
 def boxes_mask(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
