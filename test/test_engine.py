@@ -166,6 +166,23 @@ def test_a_failed_calibration_keeps_the_previous_model_detecting(engine, tmp_pat
     assert outputs is not None and len(before.score_history.values) == len(outputs.result.detections)
 
 
+def test_a_stream_restart_during_calibration_starts_a_new_clip_of_the_recording(tmp_path):
+    """A bag looping while ~/calibrate records: the recording ran on across the restart as one clip,
+    with motion measured across the jump."""
+    engine = AnomalyEngine(load_config(overrides={"model_path": str(tmp_path / "learned.npz")}))
+    engine.start_calibration(frames=40)
+    normal = [image for image, *_ in scene_frames(2, 20, anomalies=False)]
+    recording = engine.recording
+    for loop in range(2):  # the same 20 stamps twice: time goes back at the loop
+        for t, image in enumerate(normal):
+            run(engine, InputFrame(image_msg(t + 1, image)))
+    assert engine.counts["time_jumps_back"] == 1
+    assert recording.clip_starts == [0, 20] and [name for name, _ in recording.clips()] == ["calibration 1",
+                                                                                             "calibration 2"]
+    assert all(len(list(frames())) == 20 for _, frames in recording.clips())
+    assert engine.status.startswith("detecting") and "of 2 streams" in engine.status
+
+
 def test_calibration_keeps_frames_compressed(tmp_path):
     config = load_config(overrides={"model_path": str(tmp_path / "m.npz"), "depth_source": "depth_image"})
     engine = AnomalyEngine(config)

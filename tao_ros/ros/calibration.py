@@ -42,19 +42,30 @@ def load_model(pipeline: AnomalyPipeline, config: Config, path: Path) -> str:
 class Recording:
     """Normal frames recorded for a calibration, compressed: JPEG image and, where the depth source
     reads it, the depth image as 16-bit millimetre PNG; a few tens of kB a frame instead of
-    megabytes. (Fitting reads the frames twice, so they are kept.)"""
+    megabytes. (Fitting reads the frames twice, so they are kept.)
+
+    Per stream: frames of a new stream (a bag looping, a camera restarting during the recording)
+    start a new clip, so that motion is never measured across the jump and each clip is held out
+    as a whole when the normal scores are standardized."""
 
     def __init__(self, target: int, keep_depth: bool):
         self.target = target
         self.keep_depth = keep_depth
         self.frames: list[tuple[np.ndarray, np.ndarray | None, int | None]] = []
+        self.clip_starts: list[int] = []  # index in ``frames`` of each clip's first frame
+        self.stream: int | None = None  # the stream of the last frame recorded
 
     @property
     def complete(self) -> bool:
         return len(self.frames) >= self.target
 
-    def add(self, frame: StreamFrame) -> None:
+    def add(self, frame: StreamFrame, stream: int | None = None) -> None:
+        """Record ``frame`` of ``stream`` (the engine's stream number; None: the stream so far)."""
         import cv2
+
+        if not self.clip_starts or (stream is not None and stream != self.stream):
+            self.clip_starts.append(len(self.frames))
+        self.stream = stream if stream is not None else self.stream
 
         from tao_ros.core.localization import depth_in_metres
 
@@ -65,13 +76,18 @@ class Recording:
             depth = cv2.imencode(".png", np.clip(millimetres, 0, 65535).astype(np.uint16))[1]
         self.frames.append((jpeg, depth, frame.index))
 
-    def decoded(self):
-        """The recorded frames as StreamFrames (a fresh iterator each call)."""
+    def clips(self) -> list[tuple[str, object]]:
+        """(name, callable giving a fresh iterator of its StreamFrames) per recorded clip, as ``fit`` takes them."""
         import cv2
 
-        return (StreamFrame(cv2.imdecode(jpeg, cv2.IMREAD_COLOR),
-                            None if depth is None else cv2.imdecode(depth, cv2.IMREAD_UNCHANGED), index)
-                for jpeg, depth, index in self.frames)
+        def decoded(first: int, end: int):
+            return (StreamFrame(cv2.imdecode(jpeg, cv2.IMREAD_COLOR),
+                                None if depth is None else cv2.imdecode(depth, cv2.IMREAD_UNCHANGED), index)
+                    for jpeg, depth, index in self.frames[first:end])
+
+        ends = [*self.clip_starts[1:], len(self.frames)]
+        return [(f"calibration {k + 1}", lambda first=first, end=end: decoded(first, end))
+                for k, (first, end) in enumerate(zip(self.clip_starts, ends))]
 
 
 
@@ -82,13 +98,15 @@ def fit_recording(recording: Recording, config: Config, current: AnomalyPipeline
     caller then goes on with ``current``."""
     candidate = AnomalyPipeline(config, current.registry)
     try:
-        candidate.fit([("calibration", recording.decoded)])
+        candidate.fit(recording.clips())
         candidate.save(path)
     except Exception as exc:  # noqa: BLE001 - whatever failed, detection goes on with what it had
         before = "detecting with the previous model" if current.fitted else "still no model"
         status = f"calibration failed ({type(exc).__name__}: {exc}); {before}"
         log.error(status)
         return None, status
-    status = f"detecting (model fitted on {len(recording.frames)} frames, saved to {path})"
+    clips = len(recording.clip_starts)
+    status = (f"detecting (model fitted on {len(recording.frames)} frames"
+              + (f" of {clips} streams" if clips > 1 else "") + f", saved to {path})")
     log.info(status)
     return candidate, status

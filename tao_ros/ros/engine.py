@@ -184,7 +184,7 @@ class AnomalyEngine:
             return None
         header, stream_frame = decoded
         if self.recording is not None:
-            self._record(stream_frame)
+            self._record(stream_frame, frame.stream)
             return None
         if not self.pipeline.fitted:
             self.counts["not_fitted"] += 1
@@ -215,8 +215,8 @@ class AnomalyEngine:
         log.info(self.status)
         return self.status
 
-    def _record(self, frame: StreamFrame) -> None:
-        self.recording.add(frame)
+    def _record(self, frame: StreamFrame, stream: int | None) -> None:
+        self.recording.add(frame, stream)
         if self.recording.complete:
             self._fit_calibration()
 
