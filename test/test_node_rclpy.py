@@ -83,3 +83,29 @@ def test_runtime_threshold_is_validated(ros, model):
     finally:
         node.stop()
         node.destroy_node()
+
+
+def test_qos_overrides_parameters_set_the_qos_of_inputs_and_outputs(ros, model):
+    """qos_overrides.* were accepted and ignored: subscriptions and publishers were made without
+    qos_overriding_options."""
+    from rclpy.qos import ReliabilityPolicy
+
+    from tao_ros.ros.node import AnomalyNode
+
+    namespace = f"/tao_qos_{int(time.time() * 1000) % 100000}"
+    node = AnomalyNode(namespace=namespace, parameter_overrides=[
+        Parameter("model_path", value=str(model)), Parameter("qos_reliability", value="best_effort"),
+        Parameter(f"qos_overrides.{namespace}/image.subscription.reliability", value="reliable"),
+        Parameter(f"qos_overrides.{namespace}/image.subscription.depth", value=3),
+        Parameter(f"qos_overrides.{namespace}/anomaly_node/detections.publisher.reliability", value="best_effort")])
+    try:
+        (image,) = node.get_subscriptions_info_by_topic(f"{namespace}/image")
+        assert image.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+        assert node.subscriptions_active[0].qos_profile.depth == 3  # history depth is not in the graph's info
+        (detections,) = node.get_publishers_info_by_topic(f"{namespace}/anomaly_node/detections")
+        assert detections.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+        (mask,) = node.get_publishers_info_by_topic(f"{namespace}/anomaly_node/anomaly_mask")
+        assert mask.qos_profile.reliability == ReliabilityPolicy.RELIABLE  # not overridden: the default
+    finally:
+        node.stop()
+        node.destroy_node()

@@ -16,6 +16,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
@@ -36,6 +37,7 @@ except ImportError:  # Humble
 OUTPUTS = {"~/detections": Detection2DArray, "~/instance_mask": Image, "~/anomaly_mask": Image, "~/overlay": Image,
            "~/detections_3d": Detection3DArray, "~/markers": MarkerArray}
 ON_DEMAND = ("~/overlay", "~/markers")  # made only while someone subscribes
+OVERRIDABLE = QoSOverridingOptions.with_default_policies()  # history, depth, reliability per topic
 
 
 class AnomalyNode(LifecycleNode):
@@ -91,7 +93,9 @@ class AnomalyNode(LifecycleNode):
             self.state_note = f"unconfigured: configure failed: {exc}"
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
-        self.publishers_by_topic = {topic: self.create_lifecycle_publisher(msg_type, topic, 10)
+        # qos_overrides.<topic>.publisher.<policy> parameters apply (ROS 2's QoS overriding)
+        self.publishers_by_topic = {topic: self.create_lifecycle_publisher(msg_type, topic, 10,
+                                                                           qos_overriding_options=OVERRIDABLE)
                                     for topic, msg_type in OUTPUTS.items()}
         self.get_logger().info(f"configured: {self.engine.status}")
         return TransitionCallbackReturn.SUCCESS
@@ -103,14 +107,17 @@ class AnomalyNode(LifecycleNode):
                          else ReliabilityPolicy.RELIABLE)
         events = SubscriptionEventCallbacks(incompatible_qos=self.on_incompatible_qos)
         image_type, image_topic = (CompressedImage, "image/compressed") if config.compressed else (Image, "image")
+        # qos_reliability and qos_depth set the defaults; qos_overrides.<topic>.subscription.<policy>
+        # parameters, where given, override them per topic (ROS 2's QoS overriding)
         self.subscriptions_active = [self.create_subscription(
             image_type, image_topic, lambda msg: self.engine.submit_image(msg, config.compressed), qos,
-            event_callbacks=events)]
+            event_callbacks=events, qos_overriding_options=OVERRIDABLE)]
         if config.use_depth:
             self.subscriptions_active += [
-                self.create_subscription(Image, "depth", self.engine.submit_depth, qos, event_callbacks=events),
+                self.create_subscription(Image, "depth", self.engine.submit_depth, qos, event_callbacks=events,
+                                         qos_overriding_options=OVERRIDABLE),
                 self.create_subscription(CameraInfo, "camera_info", self.engine.submit_camera_info, qos,
-                                         event_callbacks=events)]
+                                         event_callbacks=events, qos_overriding_options=OVERRIDABLE)]
         if self.worker is not None:  # one that outlived its stop: never run two
             self.worker.join()
         self.running.set()
