@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 import pluggy
 
-from tao_ros.types import Detections, FrameContext, Prompt
+from tao_ros.types import Detections, FrameContext, MaskCrop, Prompt
 
 PROJECT = "tao_ros"
 ENTRY_POINT_GROUP = "tao_ros.plugins"
@@ -159,14 +159,16 @@ class Segmenter(Protocol):
     params: ClassVar[dict[str, Param]]
 
     def update(self, context: FrameContext, prompts: list[Prompt], detections: Detections
-               ) -> dict[int, np.ndarray]:
+               ) -> dict[int, MaskCrop | np.ndarray]:
         """Add ``prompts`` (made at this frame) and segment the frame.
 
         ``detections`` are the frame's anomalous objects (after merging), for segmenters that
-        follow the detector between prompts. Returns object id -> [H, W] float32 mask logits
-        (> 0 = object) or bool mask for every object tracked now; the pipeline resolves overlaps and numbers
-        the instances. Objects lost or no longer anomalous for the segmenter's patience are
-        dropped, not returned with empty masks.
+        follow the detector between prompts. Returns object id -> its mask for every object
+        tracked now: a ``MaskCrop`` (a box and the float32 logits, > 0 = object, or bool mask
+        inside it: the cost of every later step is then the box's, not the frame's), or an [H, W]
+        array over the whole frame (cropped by the pipeline, at the frame's cost per object). The
+        pipeline resolves overlaps and numbers the instances. Objects lost or no longer anomalous
+        for the segmenter's patience are dropped, not returned with empty masks.
         """
 
     def reset(self) -> None:

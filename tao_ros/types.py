@@ -101,6 +101,58 @@ class Detections:
 
 
 @dataclass(frozen=True)
+class MaskCrop:
+    """One object's mask where it lies, so that its cost is its box's, not the frame's.
+
+    Attributes:
+        box: (x1, y1, x2, y2) int pixel corners in the frame, x2/y2 exclusive.
+        logits: [y2 - y1, x2 - x1] float mask logits (> 0 = object) or bool mask over ``box``.
+    """
+
+    box: tuple[int, int, int, int]
+    logits: np.ndarray
+
+    def __post_init__(self):
+        box = tuple(int(v) for v in self.box)
+        if len(box) != 4 or box[2] < box[0] or box[3] < box[1]:
+            raise InputError(f"MaskCrop.box must be (x1, y1, x2, y2) with x1 <= x2 and y1 <= y2, got {self.box}")
+        logits = np.asarray(self.logits)
+        if logits.shape != (box[3] - box[1], box[2] - box[0]):
+            raise InputError(f"MaskCrop.logits must have the box's shape {(box[3] - box[1], box[2] - box[0])}, "
+                             f"got {logits.shape}")
+        object.__setattr__(self, "box", box)
+        object.__setattr__(self, "logits", logits)
+
+    @classmethod
+    def of_frame(cls, logits: np.ndarray) -> MaskCrop:
+        """[H, W] full-frame logits or bool mask -> the crop around its pixels > 0 (empty box if none)."""
+        logits = np.asarray(logits)
+        rows, cols = np.flatnonzero((logits > 0).any(axis=1)), np.flatnonzero((logits > 0).any(axis=0))
+        if len(rows) == 0:
+            return cls((0, 0, 0, 0), logits[:0, :0])
+        y1, y2, x1, x2 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        return cls((x1, y1, x2, y2), logits[y1:y2, x1:x2])
+
+    def in_frame(self, shape: tuple[int, int]) -> np.ndarray:
+        """The [H, W] bool mask of the frame (``shape``), the crop's pixels > 0 set."""
+        crop = self.clipped(shape)
+        x1, y1, x2, y2 = crop.box
+        mask = np.zeros(shape, bool)
+        mask[y1:y2, x1:x2] = crop.logits > 0
+        return mask
+
+    def clipped(self, shape: tuple[int, int]) -> MaskCrop:
+        """The part of the crop inside a frame of ``shape`` (H, W)."""
+        height, width = shape
+        x1, y1, x2, y2 = self.box
+        cx1, cy1 = min(max(x1, 0), width), min(max(y1, 0), height)
+        cx2, cy2 = max(min(x2, width), cx1), max(min(y2, height), cy1)
+        if (cx1, cy1, cx2, cy2) == self.box:
+            return self
+        return MaskCrop((cx1, cy1, cx2, cy2), self.logits[cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1])
+
+
+@dataclass(frozen=True)
 class Prompt:
     """A box prompt for the segmenter: the paper's tuple (frame, box, label), plus score and id."""
 
@@ -157,6 +209,8 @@ class FrameResult:
         instance_scores: optional [K] anomaly score of each instance (its object's latest score).
         instance_labels: optional [K] label of each instance (its object's latest detector label, kept
             while the segmenter follows an object the detector lost).
+        instance_regions: optional [K, 4] int box of each instance's crop: its pixels in
+            ``instance_mask`` lie inside it, so that per-object work scans the box, not the frame.
         foreground: optional [H, W] bool foreground mask of the detector (the pixels of objects
             without a segmenter mask, for their 3D position).
     """
@@ -173,4 +227,5 @@ class FrameResult:
     instance_ids: np.ndarray | None = None
     instance_scores: np.ndarray | None = None
     instance_labels: list[str] | None = None
+    instance_regions: np.ndarray | None = None
     foreground: np.ndarray | None = None

@@ -319,7 +319,8 @@ def test_a_bag_played_with_loop_gives_the_same_outputs_with_depth_on_every_loop(
             assert frame is not None and frame.depth_msg is not None, (len(loops), t)
             engine.submit(frame)
             out = engine.step(timeout=0)
-            outputs.append((out.result.detections.xyxy.round(3).tolist(), out.result.scores.round(6).tolist()))
+            # scores to 3 decimals: float32 optical flow may differ in its last bits between runs
+            outputs.append((out.result.detections.xyxy.round(3).tolist(), out.result.scores.round(3).tolist()))
         loops.append(outputs)
     assert engine.counts["without_depth"] == 0 and engine.counts["time_jumps_back"] == 2
     assert loops[0] == loops[1] == loops[2]
@@ -424,7 +425,7 @@ def test_3d_detections_are_where_the_anomalous_objects_are_stamped_like_their_fr
     assert engine.counts["objects_3d"] == published and engine.counts["objects_without_3d"] == 0
     assert not any("3D" in problem for problem in engine.problems())
     # the stream again, its busiest frame with a depth image of holes only: 2D detections, no 3D, counted
-    engine = depth_engine(fitted_pipeline, tmp_path)
+    engine = depth_engine(fitted_pipeline, tmp_path, threshold_quantile=0.9)
     engine.submit_camera_info(camera_info_msg(intrinsics))
     t = int(np.argmax(published_at))
     for before in range(t):
@@ -560,3 +561,11 @@ def test_every_anomalous_object_is_published_a_box_standing_in_for_a_mask_and_tr
     assert published == {"3": "bicycle", "7": "skateboard", "5": "cart"}
     anomaly = np.frombuffer(bytes(messages["~/anomaly_mask"].data), np.uint8).reshape(height, width)
     assert anomaly[35, 45] == 255 and anomaly[15, 15] == 255 and anomaly[5, 5] == 0  # the box stands in for 5's mask
+
+
+def test_the_full_frame_masks_are_built_only_when_asked(engine):
+    outputs = run(engine, InputFrame(image_msg(0)))
+    for t in range(1, 12):
+        outputs = run(engine, InputFrame(image_msg(t)))
+    assert set(engine.messages(outputs, TYPES, masks=False)) == {"~/detections"}
+    assert set(engine.messages(outputs, TYPES)) == {"~/detections", "~/instance_mask", "~/anomaly_mask"}

@@ -262,7 +262,7 @@ def test_a_learned_feature_is_trained_in_fit_and_travels_in_the_model_file(tmp_p
     for image, *_ in scene_frames(5, 20, anomalies=True):
         a, b = fitted.process(StreamFrame(image)), loaded.process(StreamFrame(image))
         np.testing.assert_allclose(a.feature_scores[feature], b.feature_scores[feature], rtol=1e-5)
-        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-5)  # float32 flow of two fits
 
 
 def test_a_model_loads_only_under_the_settings_it_was_fitted_with(tmp_path, caplog):
@@ -310,7 +310,7 @@ def test_a_feature_that_describes_no_normal_object_scores_nothing_and_the_model_
     for image, *_ in scene_frames(5, 20, anomalies=True):
         a, b = loaded.process(StreamFrame(image)), speed_only.process(StreamFrame(image))
         assert np.isnan(a.feature_scores["pose"]).all()
-        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-5)  # float32 flow of two fits
     with pytest.raises(InputError, match="no feature could be modelled"):
         AnomalyPipeline(load_config(overrides={"features": ["pose"], "pose": {"min_height": 1000}})).fit(sources)
 
@@ -367,8 +367,8 @@ def test_one_id_per_object_in_detections_instance_mask_and_objects_csv(id_style)
 
 
 def test_a_stream_that_skips_frames_keeps_normal_objects_normal(fitted_pipeline):
-    """A node too busy for every frame processes every other one: with the frames numbered as they
-    came, normal walkers stay normal; taken as consecutive, every speed doubles and walkers look odd
+    """A node too busy for every frame processes every third one: with the frames numbered as they
+    came, normal walkers stay normal; taken as consecutive, every speed triples and walkers look odd
     (share above the normal objects' 99th percentile)."""
     from tao_ros.core.pipeline import TOTAL_QUANTILES
 
@@ -381,7 +381,7 @@ def test_a_stream_that_skips_frames_keeps_normal_objects_normal(fitted_pipeline)
         return sum(int((r.scores > odd).sum()) for r in results[10:]) / sum(len(r.detections) for r in results[10:])
 
     every_frame = flagged(range(120), numbered=True)
-    numbered = flagged(range(0, 120, 2), numbered=True)
-    consecutive = flagged(range(0, 120, 2), numbered=False)
+    numbered = flagged(range(0, 120, 3), numbered=True)
+    consecutive = flagged(range(0, 120, 3), numbered=False)
     # above the normal objects' 99th percentile about 1 in 100 normal objects are expected
-    assert numbered <= every_frame + 0.01 and consecutive > numbered + 0.03, (every_frame, numbered, consecutive)
+    assert numbered <= every_frame + 0.01 and consecutive > numbered + 0.1, (every_frame, numbered, consecutive)

@@ -24,13 +24,42 @@ def test_compose_instances_resolves_overlap_by_logit_and_draws_object_ids():
     b[:, 2:] = 2.0
     hidden = np.full((4, 4), -1.0)
     hidden[0, 2] = 1.5  # everywhere it would show, b's logit is higher
-    image, ids = compose_instances((4, 4), {7: a, 65535: b, 9: hidden})
+    image, ids, regions = compose_instances((4, 4), {7: a, 65535: b, 9: hidden})
     assert (image[:, :2] == 7).all() and (image[:, 2:] == 65535).all()
     assert ids.tolist() == [7, 65535]  # only the objects drawn
+    assert regions.tolist() == [[0, 0, 3, 4], [2, 0, 4, 4]]  # full-frame logits cropped to their pixels
     with pytest.raises(ValueError, match="outside 1..65535"):
         compose_instances((4, 4), {70000: b})
-    empty, none = compose_instances((4, 4), {})
-    assert not empty.any() and none.shape == (0,)
+    empty, none, no_regions = compose_instances((4, 4), {})
+    assert not empty.any() and none.shape == (0,) and no_regions.shape == (0, 4)
+
+
+def test_masks_as_crops_compose_as_the_same_masks_over_the_whole_frame(rng):
+    """Crops (box + local mask) cost their box: the instance image is the one full-frame masks give."""
+    from tao_ros.core.instances import instance_boxes
+    from tao_ros.types import FrameResult, MaskCrop
+
+    shape = (60, 80)
+    crops = {}
+    for object_id, (x1, y1) in zip((3, 4, 5), ((5, 5), (20, 12), (60, 40))):  # 3 and 4 overlap; 5 leaves the frame
+        crops[object_id] = MaskCrop((x1, y1, x1 + 25, y1 + 30), rng.normal(size=(30, 25)).astype(np.float32))
+    cropped, cropped_ids, regions = compose_instances(shape, crops)
+    full, full_ids, _ = compose_instances(shape, {k: np.where(c.in_frame(shape), 0, -1.0) +
+                                                  np.pad(c.clipped(shape).logits, ((c.box[1], shape[0] - min(
+                                                      c.box[3], shape[0])), (c.box[0], shape[1] - min(
+                                                          c.box[2], shape[1])))) for k, c in crops.items()})
+    np.testing.assert_array_equal(cropped, full)
+    assert cropped_ids.tolist() == full_ids.tolist() == [3, 4, 5]
+    assert regions[2].tolist() == [60, 40, 80, 60]  # clipped to the frame
+    for object_id, region in zip(cropped_ids, regions):
+        x1, y1, x2, y2 = region
+        assert not (cropped[:y1] == object_id).any() and not (cropped[y2:] == object_id).any()
+        assert not (cropped[:, :x1] == object_id).any() and not (cropped[:, x2:] == object_id).any()
+    result = FrameResult(0, Detections.empty(), np.zeros(0), {}, np.zeros(0, bool), Detections.empty(), np.zeros(0),
+                         [], cropped, cropped_ids, np.ones(3), None, regions)
+    for object_id, box, _ in instance_boxes(result):
+        rows, cols = np.nonzero(cropped == object_id)
+        assert box.tolist() == [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]
 
 
 def test_registry_drops_objects_lost_or_no_longer_anomalous():
@@ -68,7 +97,7 @@ def test_foreground_segmenter_masks_match_exact_ground_truth(fitted_pipeline):
             for object_id, mask in logits.items():
                 truth = instances == object_id
                 if truth.sum() > 150:  # objects large enough for pixel accuracy to mean something
-                    ious.append(mask_iou(mask > 0, truth))
+                    ious.append(mask_iou(mask.in_frame(truth.shape), truth))
     assert len(ious) > 20
     assert np.mean(ious) > 0.7, np.mean(ious)
 
@@ -105,7 +134,9 @@ def test_sam2_objects_join_mid_stream_with_distinct_ids_and_leave_alone(sam2_seg
         logits = seg.update(context(t, image), prompts, detections)
         for object_id in boxes:
             seen[object_id].append(object_id in logits)
-        assert all(v.shape == (96, 128) for v in logits.values())
+        for crop in logits.values():  # crops inside the frame
+            x1, y1, x2, y2 = crop.box
+            assert 0 <= x1 <= x2 <= 128 and 0 <= y1 <= y2 <= 96
     assert seen[1] == [True] * 30
     assert seen[2] == [False] * 5 + [True] * 15 + [False] * 10
     assert seen[3] == [False] * 12 + [True] * 18

@@ -20,7 +20,7 @@ from tao_ros.builtin.weights import load_strictly, load_tensors
 from tao_ros.core.instances import ObjectRegistry
 from tao_ros.errors import PluginError
 from tao_ros.hookspecs import Param, hookimpl
-from tao_ros.types import Detections, FrameContext, Prompt
+from tao_ros.types import Detections, FrameContext, MaskCrop, Prompt
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ class Sam2StreamSegmenter:
         return {"point_coords": torch.from_numpy(corners).to(self.device),
                 "point_labels": torch.tensor([[2, 3]], dtype=torch.int32, device=self.device)}
 
-    def update(self, context: FrameContext, prompts: list[Prompt], detections: Detections) -> dict[int, np.ndarray]:
+    def update(self, context: FrameContext, prompts: list[Prompt], detections: Detections) -> dict[int, MaskCrop]:
         import torch
 
         shape = context.gray.shape
@@ -200,13 +200,13 @@ class Sam2StreamSegmenter:
                 self.memories.pop(victim, None)
             torch.cuda.empty_cache()
             return {}
-        dropped = self.objects.update_masks(frame, {k: bool((v > 0).any()) for k, v in logits.items()})
+        dropped = self.objects.update_masks(frame, {k: bool((v.logits > 0).any()) for k, v in logits.items()})
         for object_id in dropped:
             self.memories.pop(object_id, None)
             logits.pop(object_id, None)
         return logits
 
-    def _segment(self, context: FrameContext, frame: int, prompted: set[int]) -> dict[int, np.ndarray]:
+    def _segment(self, context: FrameContext, frame: int, prompted: set[int]) -> dict[int, MaskCrop]:
         import torch
         import torch.nn.functional as F
 
@@ -231,7 +231,7 @@ class Sam2StreamSegmenter:
                 memory.store(frame, output, is_prompt)
                 mask = F.interpolate(output["pred_masks"].float(), size=context.gray.shape, mode="bilinear",
                                      align_corners=False)
-                logits[object_id] = mask[0, 0].cpu().numpy()
+                logits[object_id] = MaskCrop.of_frame(mask[0, 0].cpu().numpy())
         return logits
 
 

@@ -11,7 +11,7 @@ from tao_ros.builtin.resolution import REFERENCE_ROWS
 from tao_ros.core.geometry import clip_boxes
 from tao_ros.core.instances import ObjectRegistry
 from tao_ros.hookspecs import Param, hookimpl
-from tao_ros.types import Detections, FrameContext, Prompt
+from tao_ros.types import Detections, FrameContext, MaskCrop, Prompt
 
 
 class ForegroundSegmenter:
@@ -58,7 +58,7 @@ class ForegroundSegmenter:
     def reset(self) -> None:
         self.objects.reset()
 
-    def update(self, context: FrameContext, prompts: list[Prompt], detections: Detections) -> dict[int, np.ndarray]:
+    def update(self, context: FrameContext, prompts: list[Prompt], detections: Detections) -> dict[int, MaskCrop]:
         frame = context.frame_index
         self.objects.apply_prompts(frame, prompts)
         self.objects.observe(frame, detections)
@@ -66,21 +66,20 @@ class ForegroundSegmenter:
         logits, non_empty = {}, {}
         for object_id, obj in self.objects.objects.items():
             mask = self.segment(context, clip_boxes(obj.box, width, height)[0])
-            non_empty[object_id] = bool(mask.any())
+            non_empty[object_id] = bool(mask.logits.any())
             logits[object_id] = mask
         dropped = self.objects.update_masks(frame, non_empty)
         return {k: v for k, v in logits.items() if k not in dropped}
 
-    def segment(self, context: FrameContext, box: np.ndarray) -> np.ndarray:
-        """[H, W] bool mask of the object in ``box`` (xyxy)."""
+    def segment(self, context: FrameContext, box: np.ndarray) -> MaskCrop:
+        """The object's mask in ``box`` (xyxy), as a bool crop of the box and its margin."""
         import cv2
         from scipy.ndimage import binary_fill_holes
 
         height, width = context.gray.shape
         x1, y1, x2, y2 = box.astype(int)
-        mask = np.zeros((height, width), bool)
         if x2 - x1 < 2 or y2 - y1 < 2:
-            return mask
+            return MaskCrop((x1, y1, x1, y1), np.zeros((0, 0), bool))
         mx, my = int(round((x2 - x1) * self.p["margin"])) + 1, int(round((y2 - y1) * self.p["margin"])) + 1
         X1, Y1, X2, Y2 = max(0, x1 - mx), max(0, y1 - my), min(width, x2 + mx), min(height, y2 + my)
         inside = np.zeros((Y2 - Y1, X2 - X1), bool)
@@ -106,8 +105,7 @@ class ForegroundSegmenter:
             size = 2 * round(self.p["dilate"] * height / REFERENCE_ROWS) + 1
             kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
             foreground = cv2.dilate(foreground.astype(np.uint8), kernel).astype(bool) & inside
-        mask[Y1:Y2, X1:X2] = foreground
-        return mask
+        return MaskCrop((X1, Y1, X2, Y2), foreground)
 
     def moving_with_object(self, context: FrameContext, foreground: np.ndarray, window: tuple) -> np.ndarray:
         """The pixels that move like the object's fastest part.

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tao_ros.core.geometry import mask_to_box
-from tao_ros.types import UNTRACKED, Detections, FrameResult, Prompt
+from tao_ros.types import UNTRACKED, Detections, FrameResult, MaskCrop, Prompt
 
 
 @dataclass
@@ -92,23 +91,73 @@ class ObjectRegistry:
 MONO16_MAX = 65535
 
 
-def compose_instances(shape: tuple[int, int], logits: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-object [H, W] mask logits (> 0 = object) or bool masks -> ([H, W] uint16 instance image
-    whose pixels hold the object's id, [K] ids of the objects present in it). Where objects overlap,
-    the pixel goes to the highest logit (the first object, for equal values). Object ids are
-    1..65535 (``tracking.ObjectIds``), so they are the instance values themselves; an id outside
+def compose_instances(shape: tuple[int, int], masks: dict[int, MaskCrop | np.ndarray]
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-object masks -> ([H, W] uint16 instance image whose pixels hold the object's id, [K] ids
+    of the objects present in it, [K, 4] int box of each one's crop, inside which its pixels lie).
+
+    A mask is a ``MaskCrop`` (box + local logits > 0 = object, or bool), or a full-frame [H, W]
+    array (cropped first). Each object costs its crop's area, never the frame's. Where objects
+    overlap, the pixel goes to the highest logit (the first object, for equal values). Object ids
+    are 1..65535 (``tracking.ObjectIds``), so they are the instance values themselves; an id outside
     that range (a third-party segmenter's) cannot be drawn and raises ValueError."""
     image = np.zeros(shape, np.uint16)
-    object_ids = np.array(list(logits), dtype=np.int64)
+    object_ids = np.array(list(masks), dtype=np.int64)
     if not len(object_ids):
-        return image, object_ids
+        return image, object_ids, np.zeros((0, 4), np.int64)
     if object_ids.min() < 1 or object_ids.max() > MONO16_MAX:
         raise ValueError(f"object ids {object_ids.tolist()} outside 1..{MONO16_MAX} cannot be instance values")
-    stack = np.stack([np.asarray(logits[o], dtype=np.float32).reshape(shape) for o in logits])
-    best = stack.argmax(axis=0)
-    foreground = stack.max(axis=0) > 0
-    image[foreground] = object_ids[best[foreground]].astype(np.uint16)
-    return image, object_ids[np.isin(object_ids, np.unique(image[foreground]))]
+    crops = {}
+    for object_id, mask in masks.items():
+        if not isinstance(mask, MaskCrop):
+            mask = MaskCrop.of_frame(np.asarray(mask).reshape(shape))
+        crops[object_id] = mask.clipped(shape)
+    boxes = np.array([crop.box for crop in crops.values()], dtype=np.int64).reshape(-1, 4)
+    overlaps = _overlapping(boxes)
+    # the highest logit so far per pixel, kept only over crops that overlap another: elsewhere
+    # an object's pixels are its own
+    best = np.full(shape, -np.inf, np.float32) if overlaps.any() else None
+    drawn = []
+    for k, (object_id, crop) in enumerate(crops.items()):
+        x1, y1, x2, y2 = crop.box
+        wins = crop.logits > 0
+        if overlaps[k]:
+            logits = crop.logits.astype(np.float32)
+            wins &= logits > best[y1:y2, x1:x2]
+            best[y1:y2, x1:x2][wins] = logits[wins]
+        image[y1:y2, x1:x2][wins] = object_id
+        drawn.append(bool(wins.any()))
+    # an object drawn over by others may have no pixel left
+    present = [k for k in range(len(boxes)) if drawn[k] and (not overlaps[k] or
+                                                             (image[boxes[k, 1]:boxes[k, 3], boxes[k, 0]:boxes[k, 2]]
+                                                              == object_ids[k]).any())]
+    return image, object_ids[present], boxes[present]
+
+
+def _overlapping(boxes: np.ndarray) -> np.ndarray:
+    """[K, 4] int xyxy boxes -> [K] bool, whether each shares area with another."""
+    x1, y1, x2, y2 = (boxes[:, None, i] for i in range(4))
+    shared = (np.minimum(x2, x2.T) > np.maximum(x1, x1.T)) & (np.minimum(y2, y2.T) > np.maximum(y1, y1.T))
+    np.fill_diagonal(shared, False)
+    return shared.any(axis=1)
+
+
+def instance_pixels(instance_mask: np.ndarray, object_id: int, region=None) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of ``object_id``'s pixels in ``instance_mask`` ([H, W] uint16); ``region``: the
+    [4] xyxy box of its crop (``compose_instances``), the only part scanned; None: the whole frame."""
+    if region is None:
+        return np.nonzero(instance_mask == object_id)
+    x1, y1, x2, y2 = (int(v) for v in region)
+    rows, cols = np.nonzero(instance_mask[y1:y2, x1:x2] == object_id)
+    return rows + y1, cols + x1
+
+
+def instance_regions(result: FrameResult) -> dict[int, np.ndarray | None]:
+    """Object id -> the [4] box of its crop (None where the result records none) of each instance."""
+    if result.instance_ids is None:
+        return {}
+    regions = result.instance_regions if result.instance_regions is not None else [None] * len(result.instance_ids)
+    return dict(zip(result.instance_ids.tolist(), regions))
 
 
 def instance_boxes(result: FrameResult) -> list[tuple[int, np.ndarray, float]]:
@@ -116,9 +165,10 @@ def instance_boxes(result: FrameResult) -> list[tuple[int, np.ndarray, float]]:
     instance mask; empty without one."""
     if result.instance_mask is None:
         return []
-    found = []
+    found, regions = [], instance_regions(result)
     for object_id, score in zip(result.instance_ids.tolist(), result.instance_scores):
-        box = mask_to_box(result.instance_mask == object_id)
-        if box is not None:
-            found.append((object_id, box, float(score)))
+        rows, cols = instance_pixels(result.instance_mask, object_id, regions[object_id])
+        if len(rows):
+            found.append((object_id, np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], np.float64),
+                          float(score)))
     return found

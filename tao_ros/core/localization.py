@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tao_ros.core.instances import instance_pixels, instance_regions
 from tao_ros.errors import InputError
 from tao_ros.types import FrameResult
 
@@ -199,7 +200,8 @@ def locate(regions: list[tuple[np.ndarray, np.ndarray]], depth_m: np.ndarray, in
 
 
 def object_regions(boxes: np.ndarray, ids: np.ndarray, shape: tuple[int, int], instance_mask: np.ndarray | None = None,
-                   foreground: np.ndarray | None = None, min_pixels: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
+                   foreground: np.ndarray | None = None, min_pixels: int = 1,
+                   crops: dict[int, np.ndarray | None] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """The pixels of each object, as (rows, cols): its segmenter mask (``instance_mask == id``) where
     it has one; else the foreground inside its box where that holds ``min_pixels``; else the whole
     box (``locate`` keeps the nearest surface of it).
@@ -210,13 +212,17 @@ def object_regions(boxes: np.ndarray, ids: np.ndarray, shape: tuple[int, int], i
         shape: (H, W) of the image.
         instance_mask: optional [H, W] uint16 instance image.
         foreground: optional [H, W] bool foreground mask.
+        crops: optional id -> [4] box of each drawn instance's crop (``instances.instance_regions``):
+            which ids the instance mask holds and where, so that each is found in its box, not the
+            frame (None: read from the mask, at the frame's cost).
     """
     height, width = shape
-    drawn = set() if instance_mask is None else set(np.unique(instance_mask).tolist()) - {0}
+    if crops is None:
+        crops = {} if instance_mask is None else dict.fromkeys(set(np.unique(instance_mask).tolist()) - {0})
     regions = []
     for box, object_id in zip(np.asarray(boxes, dtype=np.float64).reshape(-1, 4), np.asarray(ids).reshape(-1)):
-        if int(object_id) in drawn:
-            regions.append(np.nonzero(instance_mask == object_id))
+        if int(object_id) in crops:
+            regions.append(instance_pixels(instance_mask, int(object_id), crops[int(object_id)]))
             continue
         x1, y1 = int(np.clip(np.floor(box[0]), 0, width)), int(np.clip(np.floor(box[1]), 0, height))
         x2, y2 = int(np.clip(np.ceil(box[2]), 0, width)), int(np.clip(np.ceil(box[3]), 0, height))
@@ -234,6 +240,7 @@ def locate_objects(result: FrameResult, boxes: np.ndarray, ids: np.ndarray, dept
     (``object_regions`` from the result's instance mask and foreground) and the frame's aligned
     ``depth`` image (16UC1 millimetres or 32FC1 metres)."""
     metres = depth_in_metres(depth)
+    crops = instance_regions(result) if result.instance_mask is not None else None
     regions = object_regions(boxes, ids, metres.shape[:2], result.instance_mask, result.foreground,
-                             depth_range.min_pixels)
+                             depth_range.min_pixels, crops)
     return locate(regions, metres, intrinsics, depth_range)

@@ -258,7 +258,8 @@ class AnomalyPipeline:
                 log.error("segmenter %r returned %r instead of a dict: no masks this frame", self.segmenter.name,
                           type(logits).__name__)
                 logits = {}
-            result.instance_mask, result.instance_ids = compose_instances(context.gray.shape, logits)
+            result.instance_mask, result.instance_ids, result.instance_regions = compose_instances(
+                context.gray.shape, logits)
             # an object the segmenter still follows while the detector lost it keeps its last score
             # and label
             last = [self.last_seen.get(o, (np.nan, "object")) for o in result.instance_ids.tolist()]

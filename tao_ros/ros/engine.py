@@ -239,12 +239,14 @@ class AnomalyEngine:
         return change_parameter(self.config, self.pipeline, name, value)
 
     # ---------------------------------------------------------------- outputs
-    def messages(self, outputs: FrameOutputs, types: MessageTypes, overlay: bool = False, markers: bool = False) -> dict:
-        """Output topic (relative to the node) -> message stamped like the input; 3D detections (and
-        ``markers``) where the frame has depth and the camera_info fits it."""
+    def messages(self, outputs: FrameOutputs, types: MessageTypes, overlay: bool = False, markers: bool = False,
+                 masks: bool = True) -> dict:
+        """Output topic (relative to the node) -> message stamped like the input; the masks with
+        ``masks``; 3D detections (and ``markers``) where the frame has depth and the camera_info fits it."""
         intrinsics = None if outputs.depth is None else self.camera.for_image(outputs.depth.shape)
         messages, located = output_messages(outputs, self.pipeline, types, overlay, intrinsics,
-                                            DepthRange.of(self.config.options), markers, self.config.marker_lifetime)
+                                            DepthRange.of(self.config.options), markers, self.config.marker_lifetime,
+                                            masks)
         if located is not None:
             self.counts["objects_3d"] += int(located.located.sum())
             self.counts["objects_without_3d"] += int((~located.located).sum())

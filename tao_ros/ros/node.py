@@ -36,7 +36,7 @@ except ImportError:  # Humble
 
 OUTPUTS = {"~/detections": Detection2DArray, "~/instance_mask": Image, "~/anomaly_mask": Image, "~/overlay": Image,
            "~/detections_3d": Detection3DArray, "~/markers": MarkerArray}
-ON_DEMAND = ("~/overlay", "~/markers")  # made only while someone subscribes
+ON_DEMAND = ("~/overlay", "~/markers", "~/instance_mask", "~/anomaly_mask")  # made only while someone subscribes
 OVERRIDABLE = QoSOverridingOptions.with_default_policies()  # history, depth, reliability per topic
 
 
@@ -168,7 +168,9 @@ class AnomalyNode(LifecycleNode):
 
         def publish(outputs) -> None:  # called by the engine only for frames of the current stream
             wanted = {topic: publishers[topic].get_subscription_count() > 0 for topic in ON_DEMAND}
-            for topic, msg in engine.messages(outputs, self.types, wanted["~/overlay"], wanted["~/markers"]).items():
+            masks = wanted["~/instance_mask"] or wanted["~/anomaly_mask"]
+            for topic, msg in engine.messages(outputs, self.types, wanted["~/overlay"], wanted["~/markers"],
+                                              masks).items():
                 publishers[topic].publish(msg)
 
         while self.running.is_set():

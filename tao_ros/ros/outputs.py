@@ -15,28 +15,28 @@ from tao_ros.types import FrameResult
 
 def output_messages(outputs: FrameOutputs, pipeline: AnomalyPipeline, types: MessageTypes, overlay: bool = False,
                     intrinsics: Intrinsics | None = None, depth_range: DepthRange = DepthRange(),
-                    markers: bool = False, marker_lifetime: float = 0.5) -> tuple[dict[str, object], Located | None]:
+                    markers: bool = False, marker_lifetime: float = 0.5, masks: bool = True
+                    ) -> tuple[dict[str, object], Located | None]:
     """(output topic relative to the node -> message, the anomalous objects' 3D positions or None).
 
-    Always the detections, instance and anomaly masks; with ``overlay`` the annotated image; where
-    the frame has depth and ``intrinsics`` are known, the 3D detections, and with ``markers`` their
-    RViz markers."""
+    Always the detections; with ``masks`` the instance and anomaly masks (full-frame images: made
+    only for a subscriber); with ``overlay`` the annotated image; where the frame has depth and
+    ``intrinsics`` are known, the 3D detections, and with ``markers`` their RViz markers."""
     result, header = outputs.result, outputs.header
     height, width = outputs.image.shape[:2]
     boxes, ids, labels, scores = anomalous_objects(result)
-    instance = result.instance_mask if result.instance_mask is not None else np.zeros((height, width), np.uint16)
-    # pixels of the objects with a mask, and the boxes of those without one (all, with no segmenter)
-    masked = set() if result.instance_ids is None else set(result.instance_ids.tolist())
-    unmasked = np.array([int(i) not in masked for i in ids], dtype=bool)
-    anomaly = (instance > 0) | boxes_mask(boxes[unmasked], (height, width))
     # hypothesis.score: the share of normal training objects scoring lower, a confidence in [0, 1]
     # (the raw summed score is in objects.csv and on the overlay)
     confidence = pipeline.normal_share(scores)
-    messages = {
-        "~/detections": detections_to_msg(types, header, boxes, ids, labels, confidence),
-        "~/instance_mask": numpy_to_image(types, header, instance, "mono16"),
-        "~/anomaly_mask": numpy_to_image(types, header, anomaly.astype(np.uint8) * 255, "mono8"),
-    }
+    messages = {"~/detections": detections_to_msg(types, header, boxes, ids, labels, confidence)}
+    if masks:
+        instance = result.instance_mask if result.instance_mask is not None else np.zeros((height, width), np.uint16)
+        # pixels of the objects with a mask, and the boxes of those without one (all, with no segmenter)
+        masked = set() if result.instance_ids is None else set(result.instance_ids.tolist())
+        unmasked = np.array([int(i) not in masked for i in ids], dtype=bool)
+        anomaly = (instance > 0) | boxes_mask(boxes[unmasked], (height, width))
+        messages["~/instance_mask"] = numpy_to_image(types, header, instance, "mono16")
+        messages["~/anomaly_mask"] = numpy_to_image(types, header, anomaly.astype(np.uint8) * 255, "mono8")
     if overlay:
         from tao_ros.io.overlay import draw_overlay
 
