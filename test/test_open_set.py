@@ -79,39 +79,49 @@ def test_label_votes_are_bounded():
     assert len(votes.counts) == 3
 
 
-def test_between_detector_frames_pretrained_objects_are_carried_along_their_track_with_id_and_label(monkeypatch):
+def square_scene(monkeypatch, square, detect_every: int, frames: int) -> tuple[list, list, object]:
+    """The open-set detector on a textured 20 px square at ``square(t)`` (xyxy) over a still
+    background, the pretrained detector stubbed to report it as a bicycle while 4 px or more of it
+    show -> (what the detector found per frame, the frames the stub ran on, the detector)."""
     pytest.importorskip("ultralytics")
     import tao_ros.builtin.open_set as open_set
     from tao_ros.plugins import PluginRegistry
     from tao_ros.types import Detections, FrameContext
 
+    calls, found = [], []
+
+    def predict(model, image, confidence, image_size, device):
+        calls.append(len(found))
+        visible = square(len(found))[None]
+        visible = visible[visible[:, 2] - visible[:, 0] >= 4]
+        return Detections(visible, np.full(len(visible), 0.9), np.full(len(visible), "bicycle"))
+
+    monkeypatch.setattr(open_set, "predict_boxes", predict)
+    detector = PluginRegistry.discover().create("detector", "open_set", {
+        "weights": "yolov8n.yaml", "detect_every": detect_every, "init_frames": 0, "stabilize": False})
+    background = np.full((100, 160), 40, np.uint8)
+    patch = np.random.default_rng(0).integers(150, 255, (20, 20), dtype=np.uint8)
+    previous = None
+    for frame in range(frames):
+        gray = background.copy()
+        x1, y1, x2, y2 = square(frame).astype(int)
+        gray[y1:y2, x1:x2] = patch[:, :x2 - x1]
+        found.append(detector.detect(FrameContext(frame, np.repeat(gray[..., None], 3, axis=2), gray, previous)))
+        previous = gray
+    return found, calls, detector
+
+
+def test_between_detector_frames_pretrained_objects_are_carried_along_their_track_with_id_and_label(monkeypatch):
     def square(t):  # a textured square moving right by 3 px a frame on a still background
         x = 20 + 3 * t
         return np.array([x, 40, x + 20, 60], float)
 
-    calls = []
-
-    def predict(model, image, confidence, image_size, device):
-        calls.append(len(calls))
-        return Detections(square(frame)[None], np.array([0.9]), np.array(["bicycle"]))
-
-    monkeypatch.setattr(open_set, "predict_boxes", predict)
-    detector = PluginRegistry.discover().create("detector", "open_set", {"weights": "yolov8n.yaml", "detect_every": 2,
-                                                                         "init_frames": 0, "stabilize": False})
-    rng = np.random.default_rng(0)
-    background = np.full((100, 160), 40, np.uint8)
-    patch = rng.integers(150, 255, (20, 20), dtype=np.uint8)
-    seen, previous = [], None
-    for frame in range(14):
-        gray = background.copy()
-        x1, y1, x2, y2 = square(frame).astype(int)
-        gray[y1:y2, x1:x2] = patch
-        image = np.repeat(gray[..., None], 3, axis=2)
-        found = detector.detect(FrameContext(frame, image, gray, previous))
-        previous = gray
+    found, calls, detector = square_scene(monkeypatch, square, detect_every=2, frames=14)
+    seen = []
+    for frame, objects in enumerate(found):
         if frame > detector.p["warmup_frames"]:
-            bicycles = found[found.labels == "bicycle"]
-            assert len(bicycles) == 1, (frame, found.labels)
+            bicycles = objects[objects.labels == "bicycle"]
+            assert len(bicycles) == 1, (frame, objects.labels)
             seen.append((int(bicycles.ids[0]), np.abs(bicycles.xyxy[0] - square(frame)).max()))
     assert len(calls) == (len(seen) + 1) // 2  # the detector ran on every 2nd frame only
     assert len({track for track, _ in seen}) == 1  # one id throughout
@@ -123,34 +133,11 @@ def test_between_detector_frames_pretrained_objects_are_carried_along_their_trac
 
 def test_an_object_carried_out_of_the_frame_between_detector_frames_leaves_no_empty_box(monkeypatch):
     """A box carried past the image border was clipped to zero width and published as an object."""
-    pytest.importorskip("ultralytics")
-    import tao_ros.builtin.open_set as open_set
-    from tao_ros.plugins import PluginRegistry
-    from tao_ros.types import Detections, FrameContext
-
     def square(t):  # leaves the 160 px wide frame on the right from frame 10 on, 8 px a frame
         x = 80 + 8 * t
         return np.array([min(x, 160), 40, min(x + 20, 160), 60], float)
 
-    def predict(model, image, confidence, image_size, device):
-        visible = square(frame)[None]
-        visible = visible[visible[:, 2] - visible[:, 0] >= 4]  # the detector sees it while 4 px or more show
-        return Detections(visible, np.full(len(visible), 0.9), np.full(len(visible), "bicycle"))
-
-    monkeypatch.setattr(open_set, "predict_boxes", predict)
-    detector = PluginRegistry.discover().create("detector", "open_set", {"weights": "yolov8n.yaml", "detect_every": 3,
-                                                                         "init_frames": 0, "stabilize": False})
-    rng = np.random.default_rng(0)
-    background = np.full((100, 160), 40, np.uint8)
-    patch = rng.integers(150, 255, (20, 20), dtype=np.uint8)
-    previous, boxes = None, []
-    for frame in range(16):
-        gray = background.copy()
-        x1, y1, x2, y2 = square(frame).astype(int)
-        gray[y1:y2, x1:x2] = patch[:, :x2 - x1]
-        found = detector.detect(FrameContext(frame, np.repeat(gray[..., None], 3, axis=2), gray, previous))
-        previous = gray
-        boxes.append(found.xyxy)
-    boxes = np.concatenate(boxes)
+    found, _, _ = square_scene(monkeypatch, square, detect_every=3, frames=16)
+    boxes = np.concatenate([objects.xyxy for objects in found])
     assert len(boxes) > 0
     assert np.all(boxes[:, 2] > boxes[:, 0]) and np.all(boxes[:, 3] > boxes[:, 1])
