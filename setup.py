@@ -61,6 +61,7 @@ setup(
             "tao_ros.appearance = tao_ros.builtin.appearance",
             "tao_ros.label = tao_ros.builtin.label",
             "tao_ros.segmenters = tao_ros.builtin.segmenters",
+            "tao_ros.person_segmenter = tao_ros.builtin.person_segmenter",
             "tao_ros.sam2 = tao_ros.builtin.sam2_stream",
         ],
     },

@@ -45,8 +45,9 @@ OPTIONS: dict[str, Param] = {
                        minimum=0.0, maximum=1.0),
     "prompt_interval": Param(5, "Every this many frames each anomalous box becomes a segmenter prompt "
                                 "(an object turning anomalous, new or again, is prompted at once).", minimum=1),
-    "segmenter": Param("foreground", "Segmenter plugin ('foreground': weight-free; 'sam2': SAM2 with a "
-                                     "checkpoint), or 'none' for boxes only."),
+    "segmenter": Param("foreground", "Segmenter plugin ('foreground': weight-free; 'person': BlazePose's person "
+                                     "segmentation for people, the weight-free mask for the rest; 'sam2': SAM2 with "
+                                     "a checkpoint), or 'none' for boxes only."),
     "model_path": Param("", "Fitted model file (from 'tao-ros fit'); '' = none yet."),
     "device": Param("cpu", "Device of neural plugins (those with a 'device' parameter not set for them): "
                            "'cpu' or 'cuda'/'cuda:N'."),

@@ -18,7 +18,7 @@ from tao_ros.builtin.weights import exported_metadata, load_yolo, require_file, 
 from tao_ros.core.geometry import covered_share, iou_matrix
 from tao_ros.errors import PluginError
 from tao_ros.hookspecs import Param, hookimpl
-from tao_ros.types import Detections, FrameContext
+from tao_ros.types import Detections, FrameContext, MaskCrop
 
 COCO_KEYPOINTS = 17
 LEFT_HIP, RIGHT_HIP = 11, 12
@@ -49,7 +49,8 @@ class BlazePose:
     """MediaPipe BlazePose landmark model ("lite", "full" or "heavy" ``.tflite``) on person crops.
 
     Input [B, 256, 256, 3] RGB in [0, 1]; outputs per crop 39 landmarks x (x, y, z, visibility,
-    presence) in crop pixels (the first 33 the body's; visibility a logit) and a pose-present score.
+    presence) in crop pixels (the first 33 the body's; visibility a logit), a pose-present score
+    and a person segmentation (logits over the crop, > 0 = the person).
     """
 
     def __init__(self, path: str, threads: int, margin: float, batch: int = 16):
@@ -65,15 +66,14 @@ class BlazePose:
                               f"{sorted(outputs)}); expected input [1, 256, 256, 3] and a [1, 195] landmark output")
         self.size, self.margin, self.batch_size = shape[1], margin, batch
         self.landmarks, self.present = outputs[(195,)], outputs[(1,)]
+        self.segmentation = outputs.get((self.size, self.size, 1))  # None: a model without one
         self.allocated = 1
 
-    def keypoints(self, image: np.ndarray, xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """[H, W, 3] BGR frame and [N, 4] person boxes -> ([N, 17, 3] COCO keypoints (x, y in frame
-        pixels, visibility in [0, 1]), [N] pose-present score)."""
+    def _batches(self, image: np.ndarray, xyxy: np.ndarray):
+        """Run the model on [N, 4] boxes' square crops, a batch at a time -> (slice of the boxes, [B, 3]
+        crop frames (x0, y0, frame pixels per crop pixel)) per batch; the outputs are then read."""
         import cv2
-        from scipy.special import expit
 
-        keypoints, present = np.zeros((len(xyxy), COCO_KEYPOINTS, 3)), np.zeros(len(xyxy))
         for start in range(0, len(xyxy), self.batch_size):
             boxes = xyxy[start:start + self.batch_size]
             crops, frames = square_crops(image, boxes, self.size, self.margin)
@@ -84,12 +84,42 @@ class BlazePose:
                 self.allocated = len(boxes)
             self.interpreter.set_tensor(self.input["index"], rgb)
             self.interpreter.invoke()
-            landmarks = self.interpreter.get_tensor(self.landmarks).reshape(len(boxes), 39, 5)[:, BLAZEPOSE_TO_COCO]
-            part = slice(start, start + len(boxes))
+            yield slice(start, start + len(boxes)), frames
+
+    def keypoints(self, image: np.ndarray, xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[H, W, 3] BGR frame and [N, 4] person boxes -> ([N, 17, 3] COCO keypoints (x, y in frame
+        pixels, visibility in [0, 1]), [N] pose-present score)."""
+        from scipy.special import expit
+
+        keypoints, present = np.zeros((len(xyxy), COCO_KEYPOINTS, 3)), np.zeros(len(xyxy))
+        for part, frames in self._batches(image, xyxy):
+            landmarks = self.interpreter.get_tensor(self.landmarks).reshape(len(frames), 39, 5)[:, BLAZEPOSE_TO_COCO]
             keypoints[part, :, :2] = frames[:, None, :2] + landmarks[..., :2] * frames[:, None, 2:]
             keypoints[part, :, 2] = expit(landmarks[..., 3])  # visibility is a logit
             present[part] = self.interpreter.get_tensor(self.present).reshape(-1)
         return keypoints, present
+
+    def masks(self, image: np.ndarray, xyxy: np.ndarray) -> list[MaskCrop]:
+        """[H, W, 3] BGR frame and [N, 4] person boxes -> each person's segmentation logits over its
+        box (in the frame, clipped to it): a mask never leaves its box."""
+        import cv2
+
+        if self.segmentation is None:
+            raise PluginError("this BlazePose model has no segmentation output: use pose_landmark_full or "
+                              "pose_landmark_heavy")
+        height, width = image.shape[:2]
+        masks = []
+        for part, frames in self._batches(image, xyxy):
+            logits = self.interpreter.get_tensor(self.segmentation)[..., 0]
+            for box, (x0, y0, step), crop in zip(xyxy[part], frames, logits):
+                x1, y1 = int(np.clip(np.floor(box[0]), 0, width)), int(np.clip(np.floor(box[1]), 0, height))
+                x2, y2 = int(np.clip(np.ceil(box[2]), x1, width)), int(np.clip(np.ceil(box[3]), y1, height))
+                # frame pixel (x1 + i, y1 + j) is crop pixel ((x1 + i - x0) / step, (y1 + j - y0) / step)
+                to_crop = np.float32([[1 / step, 0, (x1 - x0) / step], [0, 1 / step, (y1 - y0) / step]])
+                inside = cv2.warpAffine(crop, to_crop, (x2 - x1, y2 - y1), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                        borderValue=-1.0) if x2 > x1 and y2 > y1 else np.zeros((y2 - y1, x2 - x1))
+                masks.append(MaskCrop((x1, y1, x2, y2), inside.reshape(y2 - y1, x2 - x1)))
+        return masks
 
 
 def covered_by_people(detections: Detections, labels: list[str]) -> np.ndarray:
