@@ -2,12 +2,15 @@
 
     python benchmarks/segmenters.py [--device cpu|cuda] [--frames 500] [--sam2-frames 100]
                                     [--sam2-image-size 1024] [--sam2-checkpoint PATH]
+                                    [--person-weights ../shared/weights/pose_landmark_full.tflite]
 
 Each (segmenter, objects) case runs in its own process so that peak memory is its own. Objects
 are prompted at frame 0 and re-prompted every 10 frames on a synthetic scene. 'overhead' is
 end-to-end update() time divided by the time inside the models (SAM2's image encoder and
-track_step; the foreground segmenter's per-object segmentation): what the streaming bookkeeping
-costs on top of inference. Without a checkpoint SAM2 runs with random weights (same cost).
+track_step; the foreground segmenter's per-object segmentation; the person segmenter's BlazePose
+calls, its objects prompted as people): what the streaming bookkeeping costs on top of inference.
+Without a checkpoint SAM2 runs with random weights (same cost); without BlazePose weights the person
+segmenter is left out.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -32,7 +36,8 @@ def timed(function, bucket: list, synchronize):
     return wrapper
 
 
-def run_case(segmenter_name: str, objects: int, frames: int, device: str, image_size: int, checkpoint: str) -> dict:
+def run_case(segmenter_name: str, objects: int, frames: int, device: str, image_size: int, checkpoint: str,
+             person_weights: str = "") -> dict:
     import torch
 
     from tao_ros.plugins import PluginRegistry
@@ -47,9 +52,14 @@ def run_case(segmenter_name: str, objects: int, frames: int, device: str, image_
         segmenter = registry.create("segmenter", "sam2", params)
         segmenter.model.forward_image = timed(segmenter.model.forward_image, inference, sync)
         segmenter.model.track_step = timed(segmenter.model.track_step, inference, sync)
+    elif segmenter_name == "person":
+        segmenter = registry.create("segmenter", "person", {"weights": person_weights, "patience": 10**6,
+                                                            "max_objects": 64})
+        segmenter.model.masks = timed(segmenter.model.masks, inference, sync)
     else:
         segmenter = registry.create("segmenter", "foreground", {"patience": 10**6, "max_objects": 64})
         segmenter.segment = timed(segmenter.segment, inference, sync)
+    label = "person" if segmenter_name == "person" else "object"
     height, width = 480, 640
     rng = np.random.default_rng(0)
     grid = int(np.ceil(np.sqrt(objects)))
@@ -65,7 +75,7 @@ def run_case(segmenter_name: str, objects: int, frames: int, device: str, image_
         for x1, y1, x2, y2 in boxes.astype(int):
             foreground[y1 + 10:y2 - 10, x1 + 10:x2 - 10] = True
         context = FrameContext(t, image, image[..., 0], None, None, foreground)
-        prompts = [Prompt(t, tuple(b), "object", 5.0, int(i)) for b, i in zip(boxes, ids)] if t % 10 == 0 else []
+        prompts = [Prompt(t, tuple(b), label, 5.0, int(i)) for b, i in zip(boxes, ids)] if t % 10 == 0 else []
         before = len(inference)
         start = time.perf_counter()
         segmenter.update(context, prompts, Detections(boxes, ids=ids))
@@ -87,6 +97,9 @@ def main() -> None:
     parser.add_argument("--sam2-frames", type=int, default=500, help="frames per case for SAM2")
     parser.add_argument("--sam2-image-size", type=int, default=1024)
     parser.add_argument("--sam2-checkpoint", default="")
+    parser.add_argument("--person-weights", default=str(Path(__file__).resolve().parents[2] / "shared" / "weights" /
+                                                         "pose_landmark_full.tflite"),
+                        help="BlazePose landmark model for the person segmenter ('' or missing: left out)")
     parser.add_argument("--objects", default="1,4,16")
     parser.add_argument("--case", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -94,17 +107,19 @@ def main() -> None:
         name, objects = args.case.split(":")
         frames = args.sam2_frames if name == "sam2" else args.frames
         print(json.dumps(run_case(name, int(objects), frames, args.device, args.sam2_image_size,
-                                  args.sam2_checkpoint)))
+                                  args.sam2_checkpoint, args.person_weights)))
         return
     peak_label = "peak GPU MB" if args.device.startswith("cuda") else "peak RSS MB"
     print(f"device {args.device}; 640x480 frames; SAM2 image size {args.sam2_image_size}"
           f"{'' if args.sam2_checkpoint else ' (random weights)'}\n")
     print(f"{'segmenter':<12}{'objects':>8}{'frames':>8}{'median ms':>11}{'p95 ms':>9}{peak_label:>13}{'overhead':>10}")
-    for name in ("foreground", "sam2"):
+    names = ["foreground", "person", "sam2"] if Path(args.person_weights).is_file() else ["foreground", "sam2"]
+    for name in names:
         for objects in (int(n) for n in args.objects.split(",")):
             command = [sys.executable, __file__, "--case", f"{name}:{objects}", "--device", args.device,
                        "--frames", str(args.frames), "--sam2-frames", str(args.sam2_frames),
-                       "--sam2-image-size", str(args.sam2_image_size), "--sam2-checkpoint", args.sam2_checkpoint]
+                       "--sam2-image-size", str(args.sam2_image_size), "--sam2-checkpoint", args.sam2_checkpoint,
+                       "--person-weights", args.person_weights]
             out = subprocess.run(command, capture_output=True, text=True)
             if out.returncode != 0:
                 print(f"{name:<12}{objects:>8}  failed: {out.stderr.strip().splitlines()[-1:]}")
