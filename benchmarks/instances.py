@@ -6,8 +6,10 @@ Per frame: composing the instance image (``compose_instances``), the objects' bo
 (``instance_boxes``), their pixels (``object_regions``), their 3D positions from those pixels of an
 aligned depth image (``locate``), and the mask messages (``~/instance_mask``, ``~/anomaly_mask``)
 a subscriber gets. Objects are person-sized (120x300 px) elliptical masks spread over the frame. ``--masks full``
-gives the masks as full-frame arrays (the segmenter contract before masks were kept as crops);
-``crops``, as ``MaskCrop`` (box + local mask). Prints a table: ms per frame (median) per step and
+gives the masks as full-frame arrays (which the pipeline crops first); ``crops``, as ``MaskCrop``
+(box + local mask), as the built-in segmenters give them. The README's "before" column is the
+code before masks were kept as crops (the parent of the commit that made them crops), full-frame
+masks composed into full-frame stacks. Prints a table: ms per frame (median) per step and
 in total; "compose+regions" (compose, boxes, regions: what grew with the frame per object) also
 relative to one object.
 """
@@ -48,8 +50,7 @@ def main() -> None:
     parser.add_argument("--masks", choices=("crops", "full"), default="crops")
     args = parser.parse_args()
 
-    from tao_ros.core import instances
-    from tao_ros.core.instances import compose_instances, instance_boxes
+    from tao_ros.core.instances import compose_instances, instance_boxes, instance_regions
     from tao_ros.core.localization import Intrinsics, locate, object_regions
     from tao_ros.io.messages import MessageTypes, make_header, numpy_to_image
     from tao_ros.ros.msgdefs import typestore
@@ -67,21 +68,18 @@ def main() -> None:
         steps = {"compose": [], "boxes": [], "regions": [], "3D": [], "messages": []}
         for _ in range(args.frames):
             times = [time.perf_counter()]
-            composed = compose_instances((HEIGHT, WIDTH), masks)
-            image, ids = composed[0], composed[1]
+            image, ids, regions = compose_instances((HEIGHT, WIDTH), masks)
             result = FrameResult(0, Detections.empty(), np.zeros(0), {}, np.zeros(0, bool), Detections.empty(),
-                                 np.zeros(0), [], image, ids, np.ones(len(ids)))
-            if len(composed) > 2:
-                result.instance_regions = composed[2]
+                                 np.zeros(0), [], image, ids, np.ones(len(ids)), instance_regions=regions)
             times.append(time.perf_counter())
             found = instance_boxes(result)
             boxes = np.array([box for _, box, _ in found]).reshape(-1, 4)
             times.append(time.perf_counter())
-            crops = {"crops": instances.instance_regions(result)} if hasattr(instances, "instance_regions") else {}
-            regions = object_regions(boxes, np.array([i for i, _, _ in found]), (HEIGHT, WIDTH), image, **crops)
+            pixels = object_regions(boxes, np.array([i for i, _, _ in found]), (HEIGHT, WIDTH), image,
+                                    crops=instance_regions(result))
             times.append(time.perf_counter())
-            located = locate(regions, depth, intrinsics)
-            assert located.located.all() and len(regions) == count
+            located = locate(pixels, depth, intrinsics)
+            assert located.located.all() and len(pixels) == count
             times.append(time.perf_counter())
             numpy_to_image(types, header, image, "mono16")
             numpy_to_image(types, header, (image > 0).astype(np.uint8) * 255, "mono8")

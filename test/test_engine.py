@@ -481,7 +481,8 @@ def test_a_frame_whose_outputs_fail_to_publish_is_counted_and_the_next_frames_go
     assert engine.diagnostics()["level"] == "OK"  # nothing new since: detecting
 
 
-def test_diagnostics_level_is_error_when_the_worker_died_or_nothing_is_published_while_images_arrive(engine, monkeypatch):
+def test_diagnostics_level_is_error_when_the_worker_died_or_nothing_is_published_while_images_arrive(engine,
+                                                                                                    monkeypatch):
     for t in range(3):
         engine.submit_image(image_msg(t))
         engine.step(timeout=0, publish=lambda outputs: None)

@@ -211,6 +211,7 @@ def test_the_person_segmenter_masks_a_still_person_whole_inside_the_box_from_bla
         ious.append((mask & masks[t]).sum() / (mask | masks[t]).sum())
     assert np.mean(ious) >= 0.4, ious
     # anything else: the weight-free mask (here, with no foreground, the box itself)
-    cart = segmenter.update(FrameContext(400, image, gray, gray), [Prompt(400, (10.0, 10.0, 60.0, 50.0), "cart", 9.0, 6)],
-                            Detections(np.array([[10.0, 10.0, 60.0, 50.0]]), labels=np.array(["cart"]), ids=np.array([6])))
+    box = np.array([[10.0, 10.0, 60.0, 50.0]])
+    cart = segmenter.update(FrameContext(400, image, gray, gray), [Prompt(400, tuple(box[0]), "cart", 9.0, 6)],
+                            Detections(box, labels=np.array(["cart"]), ids=np.array([6])))
     assert cart[6].in_frame(masks[0].shape)[10:50, 10:60].all()

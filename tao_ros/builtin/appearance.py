@@ -72,7 +72,7 @@ class AppearanceFeature(TrackAveragedFeature):
         "weights": Param("", "Backbone weights: a MobileNetV2 state dict (architecture mobilenet_v2), or YOLO "
                              "weights (.pt state dict, trusted checkpoint) or a model config (.yaml, random weights: "
                              "tests only).", content=True),
-        "architecture": Param("yolov8n.yaml", "'mobilenet_v2'' (torchvision's ImageNet MobileNetV2), or the "
+        "architecture": Param("yolov8n.yaml", "'mobilenet_v2' (torchvision's ImageNet MobileNetV2), or the "
                                               "ultralytics config YOLO weights belong to."),
         "trust_checkpoint": Param(False, "Allow a pickled ultralytics checkpoint (runs code from the file)."),
         "device": Param("cpu", "'cpu', 'cuda' or 'cuda:N'."),

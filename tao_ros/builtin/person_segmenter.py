@@ -14,9 +14,8 @@ import numpy as np
 from tao_ros.builtin.pose import BlazePose
 from tao_ros.builtin.segmenters import ForegroundSegmenter
 from tao_ros.builtin.weights import require_file, require_runtime
-from tao_ros.core.geometry import clip_boxes
 from tao_ros.hookspecs import Param, hookimpl
-from tao_ros.types import Detections, FrameContext, MaskCrop, Prompt
+from tao_ros.types import FrameContext, MaskCrop
 
 
 class PersonSegmenter(ForegroundSegmenter):
@@ -46,21 +45,15 @@ class PersonSegmenter(ForegroundSegmenter):
         self.labels, self.min_height = labels, min_height
         self.model.masks(np.zeros((64, 64, 3), np.uint8), np.array([[8.0, 8.0, 56.0, 56.0]]))  # fails now if it cannot
 
-    def update(self, context: FrameContext, prompts: list[Prompt], detections: Detections) -> dict[int, MaskCrop]:
-        frame = context.frame_index
-        self.objects.apply_prompts(frame, prompts)
-        self.objects.observe(frame, detections)
-        height, width = context.gray.shape
-        ids = list(self.objects.objects)
-        boxes = clip_boxes(np.array([self.objects.objects[i].box for i in ids]).reshape(-1, 4), width, height)
+    def masks(self, context: FrameContext, ids: list[int], boxes: np.ndarray) -> dict[int, MaskCrop]:
+        """BlazePose's masks of the people tall enough (one batched call), the foreground mask of the rest."""
         people = np.array([self.objects.objects[i].label in self.labels for i in ids], dtype=bool) \
             & (boxes[:, 3] - boxes[:, 1] >= self.min_height)
-        masks = dict(zip(np.array(ids)[people].tolist(), self.model.masks(context.image, boxes[people])))
+        masks = dict(zip(np.array(ids, dtype=np.int64)[people].tolist(), self.model.masks(context.image, boxes[people])))
         for object_id, box, person in zip(ids, boxes, people):
             if not person:
                 masks[object_id] = self.segment(context, box)
-        dropped = self.objects.update_masks(frame, {k: bool((m.logits > 0).any()) for k, m in masks.items()})
-        return {k: v for k, v in masks.items() if k not in dropped}
+        return masks
 
 
 @hookimpl

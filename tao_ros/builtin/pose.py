@@ -116,8 +116,10 @@ class BlazePose:
                 x2, y2 = int(np.clip(np.ceil(box[2]), x1, width)), int(np.clip(np.ceil(box[3]), y1, height))
                 # frame pixel (x1 + i, y1 + j) is crop pixel ((x1 + i - x0) / step, (y1 + j - y0) / step)
                 to_crop = np.float32([[1 / step, 0, (x1 - x0) / step], [0, 1 / step, (y1 - y0) / step]])
-                inside = cv2.warpAffine(crop, to_crop, (x2 - x1, y2 - y1), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                        borderValue=-1.0) if x2 > x1 and y2 > y1 else np.zeros((y2 - y1, x2 - x1))
+                inside = np.zeros((y2 - y1, x2 - x1), np.float32)
+                if x2 > x1 and y2 > y1:
+                    inside = cv2.warpAffine(crop, to_crop, (x2 - x1, y2 - y1), borderValue=-1.0,
+                                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
                 masks.append(MaskCrop((x1, y1, x2, y2), inside.reshape(y2 - y1, x2 - x1)))
         return masks
 

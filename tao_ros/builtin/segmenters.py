@@ -63,13 +63,15 @@ class ForegroundSegmenter:
         self.objects.apply_prompts(frame, prompts)
         self.objects.observe(frame, detections)
         height, width = context.gray.shape
-        logits, non_empty = {}, {}
-        for object_id, obj in self.objects.objects.items():
-            mask = self.segment(context, clip_boxes(obj.box, width, height)[0])
-            non_empty[object_id] = bool(mask.logits.any())
-            logits[object_id] = mask
-        dropped = self.objects.update_masks(frame, non_empty)
-        return {k: v for k, v in logits.items() if k not in dropped}
+        ids = list(self.objects.objects)
+        boxes = clip_boxes(np.array([self.objects.objects[i].box for i in ids]).reshape(-1, 4), width, height)
+        masks = self.masks(context, ids, boxes)
+        dropped = self.objects.update_masks(frame, {k: bool((m.logits > 0).any()) for k, m in masks.items()})
+        return {k: v for k, v in masks.items() if k not in dropped}
+
+    def masks(self, context: FrameContext, ids: list[int], boxes: np.ndarray) -> dict[int, MaskCrop]:
+        """Object id -> mask of each tracked object (``ids``, [N, 4] boxes clipped to the frame)."""
+        return {object_id: self.segment(context, box) for object_id, box in zip(ids, boxes)}
 
     def segment(self, context: FrameContext, box: np.ndarray) -> MaskCrop:
         """The object's mask in ``box`` (xyxy), as a bool crop of the box and its margin."""

@@ -127,10 +127,11 @@ def compose_instances(shape: tuple[int, int], masks: dict[int, MaskCrop | np.nda
             best[y1:y2, x1:x2][wins] = logits[wins]
         image[y1:y2, x1:x2][wins] = object_id
         drawn.append(bool(wins.any()))
-    # an object drawn over by others may have no pixel left
-    present = [k for k in range(len(boxes)) if drawn[k] and (not overlaps[k] or
-                                                             (image[boxes[k, 1]:boxes[k, 3], boxes[k, 0]:boxes[k, 2]]
-                                                              == object_ids[k]).any())]
+    present = []
+    for k, (x1, y1, x2, y2) in enumerate(boxes):
+        # an object drawn over by others (only where crops overlap) may have no pixel left
+        if drawn[k] and (not overlaps[k] or (image[y1:y2, x1:x2] == object_ids[k]).any()):
+            present.append(k)
     return image, object_ids[present], boxes[present]
 
 

@@ -18,8 +18,8 @@ import json
 import logging
 import os
 import zipfile
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -125,7 +125,8 @@ class ModelContents:
     version: str = __version__
 
     def write(self, path) -> Path:
-        size = None if self.frame_size is None else {"height": int(self.frame_size[0]), "width": int(self.frame_size[1])}
+        size = None if self.frame_size is None else {"height": int(self.frame_size[0]),
+                                                     "width": int(self.frame_size[1])}
         return save_model(path, self.arrays, {"tao_ros_version": self.version, "layout": {"features": self.layout},
                                               "settings": self.settings, "frame_size": size,
                                               "unscored": sorted(self.unscored)})

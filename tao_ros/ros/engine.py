@@ -136,8 +136,8 @@ class AnomalyEngine:
                 return outputs
             except Exception as exc:  # noqa: BLE001 - the worker must outlive any one frame: counted, logged, next
                 self.counts["worker_errors"] += 1
-                self.warnings.warn(f"worker {type(exc).__name__}",
-                                   f"dropped frame: building or publishing its outputs failed: {type(exc).__name__}: {exc}")
+                self.warnings.warn(f"worker {type(exc).__name__}", "dropped frame: building or publishing its "
+                                   f"outputs failed: {type(exc).__name__}: {exc}")
                 return None
 
     def _bad(self, kind: str, message: str) -> None:
@@ -258,12 +258,11 @@ class AnomalyEngine:
         thread runs."""
         segmenter = self.pipeline.segmenter
         registry = getattr(segmenter.plugin, "objects", None) if segmenter is not None else None
-        errors = sum(p.errors for p in self.pipeline.plugins) + self.counts["worker_errors"] + \
-            self.counts["pipeline_errors"]
+        plugin_errors = sum(p.errors for p in self.pipeline.plugins)
+        errors = plugin_errors + self.counts["worker_errors"] + self.counts["pipeline_errors"]
         problems = self.problems()
-        values = report(self.status, problems, self.liveness, self.counts, self.bad_input,
-                        sum(p.errors for p in self.pipeline.plugins), len(registry.objects) if registry else 0,
-                        self.latency.seconds)
+        values = report(self.status, problems, self.liveness, self.counts, self.bad_input, plugin_errors,
+                        len(registry.objects) if registry else 0, self.latency.seconds)
         detecting = self.pipeline.fitted and self.recording is None
         values["level"], values["level_reason"] = health(worker_alive, detecting, problems, self.liveness,
                                                          errors - self._errors_reported)

@@ -26,7 +26,7 @@ from visualization_msgs.msg import MarkerArray
 from tao_ros.config import OPTIONS, from_mapping, is_ros_own
 from tao_ros.errors import TaoRosError
 from tao_ros.io.messages import MessageTypes
-from tao_ros.ros.diagnostics import free_gpu_memory
+from tao_ros.ros.diagnostics import LEVELS, free_gpu_memory
 from tao_ros.ros.engine import AnomalyEngine
 
 try:  # Jazzy
@@ -203,7 +203,7 @@ class AnomalyNode(LifecycleNode):
             return
         self.report_model_path()
         values = self.engine.diagnostics(worker_alive=self.worker is not None and self.worker.is_alive())
-        level = {"OK": DiagnosticStatus.OK, "WARN": DiagnosticStatus.WARN, "ERROR": DiagnosticStatus.ERROR}
+        level = dict(zip(LEVELS, (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR)))
         self._publish_status(level[values["level"]], f"{values['level_reason']} ({values['status']})", values)
 
     def _publish_status(self, level, message: str, values: dict) -> None:
