@@ -103,7 +103,7 @@ def describe(data: Path, detector: str, features: list[str], params: dict, limit
     pipeline = AnomalyPipeline(load_config(overrides={"detector": detector, "features": features,
                                                       "segmenter": "none", **params}))
     training = first_frames(open_clips(data / "training" / "frames"), limit)
-    rows, groups, normal_frames = pipeline.describe_normal(training, detected=pipeline.fit_scene(training))
+    rows, groups, normal_frames, _ = pipeline.describe_normal(training, detected=pipeline.fit_scene(training))
     test = {}
     for clip in open_clips(data / "testing" / "frames"):
         pipeline.reset()

@@ -41,6 +41,10 @@ OPTIONS: dict[str, Param] = {
                                 minimum=0.0, maximum=1.0),
     "score_window": Param(1, "Frames over which an object's score is averaged along its track (1 = no "
                              "smoothing).", minimum=1),
+    "hold_frames": Param(-1, "Frames an object stays anomalous along its track after the last frame it scored above "
+                             "the threshold, with that frame's score, so that masks and boxes follow it instead of "
+                             "blinking: -1 = how long a normal object's score remembers its past (the e-folding lag "
+                             "of its autocorrelation along normal tracks, learned in fit); 0 = off.", minimum=-1),
     "merge_iou": Param(0.3, "Anomalous boxes of one frame overlapping with IoU above this are merged.",
                        minimum=0.0, maximum=1.0),
     "prompt_interval": Param(5, "Every this many frames each anomalous box becomes a segmenter prompt "
@@ -51,8 +55,9 @@ OPTIONS: dict[str, Param] = {
     "model_path": Param("", "Fitted model file (from 'tao-ros fit'); '' = none yet."),
     "device": Param("cpu", "Device of neural plugins (those with a 'device' parameter not set for them): "
                            "'cpu' or 'cuda'/'cuda:N'."),
-    "fit_chunk_frames": Param(50, "When fitting on a single clip, held-out training scores leave out chunks "
-                                  "of this many frames (several clips: whole clips).", minimum=1),
+    "fit_chunk_frames": Param(50, "Held-out training scores score each chunk of this many normal frames of a "
+                                  "clip by a model fitted without it and the chunks just before and after it, "
+                                  "where the same objects are still in view.", minimum=1),
     # --- 3D positions (with an aligned depth image and camera intrinsics) ---
     "depth_min": Param(0.1, "Nearest valid depth reading in metres (the sensor's minimum range); nearer ones "
                             "are ignored for 3D positions.", minimum=0.0),

@@ -135,10 +135,12 @@ class Scorer(Protocol):
     params: ClassVar[dict[str, Param]]
 
     def fit(self, features: np.ndarray, groups: np.ndarray) -> np.ndarray:
-        """Fit on [N, D] normal vectors; ``groups`` [N] are clip ids.
+        """Fit on [N, D] normal vectors; ``groups`` [N] are chunks of normal footage numbered in time
+        order, a gap between clips (numbers next to each other: footage next to each other).
 
-        Returns [N] training scores computed without self-matches (leave-one-group-out when
-        there are several groups, leave-one-out otherwise), used to standardize test scores.
+        Returns [N] training scores computed without self-matches (each group scored without it and
+        its neighbouring groups, ``scorers.held_out_scores``, when there are several groups;
+        leave-one-out otherwise), used to standardize test scores and set the threshold.
         """
 
     def score(self, features: np.ndarray) -> np.ndarray:

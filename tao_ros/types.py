@@ -196,10 +196,12 @@ class FrameResult:
     Attributes:
         frame_index: 0-based frame index.
         detections: all objects of the frame.
-        scores: [N] smoothed anomaly score of each object (higher = more anomalous).
+        scores: [N] smoothed anomaly score of each object (higher = more anomalous); an object held
+            anomalous (see ``anomalous``) has the score of its last frame above the threshold.
         feature_scores: feature name -> [N] standardized score of each object.
         anomalous: [N] bool, ``scores > threshold`` (strictly above: a score every normal object shares is
-            never anomalous).
+            never anomalous), or above it within the last ``hold_frames`` frames of the object's track
+            (``core.prompts.AnomalyHold``).
         merged: anomalous boxes after IoU merging, with merged ids/labels.
         merged_scores: [M] score of each merged box.
         prompts: prompts emitted at this frame (may be empty).

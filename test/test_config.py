@@ -63,6 +63,22 @@ def test_every_option_is_documented():
         assert param.doc.endswith("."), key
 
 
+def test_the_readme_option_table_is_the_options():
+    from pathlib import Path
+
+    def shown(value):
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, list):
+            return "[" + ", ".join(map(str, value)) + "]"
+        return repr(value) if isinstance(value, str) else str(value)
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme[readme.index("| option | default | meaning |"):]
+    table = table[:table.index("\n\n")].splitlines()[2:]
+    assert table == [f"| `{key}` | `{shown(param.default)}` | {param.doc} |" for key, param in OPTIONS.items()]
+
+
 def test_ros_own_parameters_of_a_node_file_are_accepted_and_ignored(tmp_path):
     path = tmp_path / "node.yaml"
     path.write_text("/**:\n  ros__parameters:\n    use_sim_time: true\n    qos_overrides:\n"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tao_ros.builtin.open_set import RIDDEN, join_riders, moving_share, unexplained
+from tao_ros.builtin.open_set import RIDDEN, join_riders, moving_pixels, unexplained
 from tao_ros.core.tracking import LabelVotes
 
 
@@ -53,7 +53,7 @@ def test_moving_regions_outside_every_pretrained_box_are_objects_of_their_own():
     alone = unexplained(blobs, np.array([[8, 8, 32, 52]], float), foreground, 0.5)
     assert alone.tolist() == [False, True]
     assert unexplained(np.zeros((0, 4)), np.zeros((0, 4)), foreground, 0.5).shape == (0,)
-    np.testing.assert_allclose(moving_share(np.array([[10, 10, 30, 50], [0, 0, 10, 10]], float), foreground), [1, 0])
+    np.testing.assert_array_equal(moving_pixels(np.array([[10, 10, 30, 50], [0, 0, 10, 10]], float), foreground), [800, 0])
 
 
 def test_a_track_keeps_its_majority_label_through_flicker_and_the_latest_wins_a_tie():
@@ -79,10 +79,11 @@ def test_label_votes_are_bounded():
     assert len(votes.counts) == 3
 
 
-def square_scene(monkeypatch, square, detect_every: int, frames: int) -> tuple[list, list, object]:
+def square_scene(monkeypatch, square, detect_every: int, frames: int, **params) -> tuple[list, list, object]:
     """The open-set detector on a textured 20 px square at ``square(t)`` (xyxy) over a still
     background, the pretrained detector stubbed to report it as a bicycle while 4 px or more of it
-    show -> (what the detector found per frame, the frames the stub ran on, the detector)."""
+    show, and a bench that is part of the background at [120, 70, 150, 90] -> (what the detector
+    found per frame, the frames the stub ran on, the detector)."""
     pytest.importorskip("ultralytics")
     import tao_ros.builtin.open_set as open_set
     from tao_ros.plugins import PluginRegistry
@@ -94,12 +95,14 @@ def square_scene(monkeypatch, square, detect_every: int, frames: int) -> tuple[l
         calls.append(len(found))
         visible = square(len(found))[None]
         visible = visible[visible[:, 2] - visible[:, 0] >= 4]
-        return Detections(visible, np.full(len(visible), 0.9), np.full(len(visible), "bicycle"))
+        labels = np.append(np.full(len(visible), "bicycle"), "bench")
+        return Detections(np.vstack([visible, [[120, 70, 150, 90]]]), np.full(len(labels), 0.9), labels)
 
     monkeypatch.setattr(open_set, "predict_boxes", predict)
     detector = PluginRegistry.discover().create("detector", "open_set", {
-        "weights": "yolov8n.yaml", "detect_every": detect_every, "init_frames": 0, "stabilize": False})
+        "weights": "yolov8n.yaml", "detect_every": detect_every, "init_frames": 0, "stabilize": False, **params})
     background = np.full((100, 160), 40, np.uint8)
+    background[72:88, 122:148] = 90  # the bench
     patch = np.random.default_rng(0).integers(150, 255, (20, 20), dtype=np.uint8)
     previous = None
     for frame in range(frames):
@@ -141,3 +144,16 @@ def test_an_object_carried_out_of_the_frame_between_detector_frames_leaves_no_em
     boxes = np.concatenate([objects.xyxy for objects in found])
     assert len(boxes) > 0
     assert np.all(boxes[:, 2] > boxes[:, 0]) and np.all(boxes[:, 3] > boxes[:, 1])
+
+
+@pytest.mark.parametrize("keep_still", [False, True])
+def test_pretrained_boxes_without_foreground_are_the_scene_not_objects(monkeypatch, keep_still):
+    def square(t):
+        x = 10 + 3 * t
+        return np.array([x, 20, x + 20, 40], float)
+
+    found, _, detector = square_scene(monkeypatch, square, detect_every=1, frames=12, keep_still=keep_still)
+    later = found[detector.p["warmup_frames"] + 1:]
+    assert all((objects.labels == "bicycle").sum() == 1 for objects in later)
+    # the bench was there all along: the background model holds it, so it is dropped unless kept
+    assert all((objects.labels == "bench").sum() == int(keep_still) for objects in later)

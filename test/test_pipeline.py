@@ -8,10 +8,10 @@ import pytest
 from conftest import scene_frames
 from tao_ros.core.geometry import iou_matrix, mask_to_box
 from tao_ros.core.pipeline import AnomalyPipeline, StreamFrame
-from tao_ros.core.prompts import PromptScheduler
+from tao_ros.core.prompts import AnomalyHold, PromptScheduler, score_memory
 from tao_ros.errors import InputError, ModelFileError
 from tao_ros.hookspecs import Param, hookimpl
-from tao_ros.types import Detections
+from tao_ros.types import UNTRACKED, Detections
 
 
 def single_object_scores(pipeline, frames):
@@ -82,6 +82,13 @@ def test_a_model_knows_the_frame_size_it_was_fitted_at(fitted_pipeline, tmp_path
     loaded = AnomalyPipeline(load_config())
     loaded.load(tmp_path / "m.npz")
     assert loaded.frame_size == (240, 360)
+    # how long a normal object's score remembers, learned in fit, travels in the model file and sets
+    # the hold unless the configuration gives one
+    assert fitted_pipeline.score_memory >= 1 and loaded.score_memory == fitted_pipeline.score_memory
+    assert loaded.hold.frames == fitted_pipeline.score_memory
+    fixed = AnomalyPipeline(load_config(overrides={"hold_frames": 0}))
+    fixed.load(tmp_path / "m.npz")
+    assert fixed.hold.frames == 0
     with pytest.raises(InputError, match="720x480"):
         loaded.process(StreamFrame(big))
     assert loaded.process(StreamFrame(frame)).frame_index == 0
@@ -133,6 +140,41 @@ def test_prompts_at_intervals_and_for_objects_turning_anomalous():
     # id 7 not anomalous at frame 13: anomalous again at 14, it is prompted at once
     assert [p.object_id for p in scheduler.update(13, two[np.array([False, True])], np.array([4.0]))] == []
     assert [p.object_id for p in scheduler.update(14, two, np.array([3.0, 4.0]))] == [7]
+
+
+def test_anomaly_hold_keeps_an_object_anomalous_along_its_track_for_its_frames():
+    hold = AnomalyHold(frames=3)
+    ids = np.array([7, 8, UNTRACKED])
+    scores, anomalous = hold.update(0, ids, np.array([9.0, 1.0, 9.0]), np.array([True, False, True]))
+    np.testing.assert_array_equal(anomalous, [True, False, True])
+    flags = []
+    for frame in range(1, 6):  # id 7 drops below the threshold from frame 1 on
+        scores, anomalous = hold.update(frame, ids, np.array([2.0, 1.0, 2.0]), np.zeros(3, bool))
+        flags.append(anomalous.tolist())
+        if anomalous[0]:
+            assert scores[0] == 9.0  # held with the score of its last anomalous frame
+    # held on frames 1-3 (within 3 frames of frame 0), not after; never an untracked object or id 8
+    assert flags == [[True, False, False]] * 3 + [[False, False, False]] * 2
+    assert hold.last == {}  # forgotten once past the hold: bounded
+    off = AnomalyHold(frames=0)
+    off.update(0, ids[:1], np.array([9.0]), np.array([True]))
+    assert not off.update(1, ids[:1], np.array([2.0]), np.array([False]))[1][0]
+
+
+def test_score_memory_is_the_e_folding_lag_along_tracks(rng):
+    # AR(1) scores along 200 tracks of 300 frames: autocorrelation 0.9 ** lag, 1/e at lag 9.5
+    tracks, frames, scores = [], [], []
+    for track in range(200):
+        value = rng.normal()
+        for frame in range(300):
+            value = 0.9 * value + np.sqrt(1 - 0.81) * rng.normal()
+            tracks.append(track), frames.append(frame), scores.append(value)
+    memory = score_memory(np.array(scores), np.array(tracks), np.array(frames))
+    assert memory in (9, 10, 11)
+    # scores independent from frame to frame forget at once; untracked objects teach nothing
+    assert score_memory(rng.normal(size=600), np.repeat(np.arange(20), 30), np.tile(np.arange(30), 20)) == 1
+    assert score_memory(np.arange(5.0), np.full(5, -1), np.arange(5)) == 0
+    assert score_memory(np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)) == 0
 
 
 def test_detections_validate_their_columns():
@@ -206,27 +248,32 @@ def test_threshold_quantile_is_that_quantile_of_normal_frames_highest_object_sco
     assert frame_maxima(np.zeros(0), np.zeros(0, np.int64)).shape == (0,)
 
 
-def test_fit_in_steps_equals_fit_and_groups_follow_clips():
+def test_fit_in_steps_equals_fit_and_groups_are_chunks_in_time_order():
     from tao_ros.config import load_config
     from tao_ros.core.pipeline import AnomalyPipeline
 
     clips = [scene_frames(seed, 40, anomalies=False) for seed in range(2)]
     sources = [(f"clip{i}", lambda c=c: (StreamFrame(f[0]) for f in c)) for i, c in enumerate(clips)]
-    whole = AnomalyPipeline(load_config())
+    whole = AnomalyPipeline(load_config(overrides={"fit_chunk_frames": 15}))
     whole.fit(sources)
-    steps = AnomalyPipeline(load_config())
+    steps = AnomalyPipeline(load_config(overrides={"fit_chunk_frames": 15}))
     steps.fit_scene(sources)
-    rows, groups, frames = steps.describe_normal(sources)
-    assert set(np.unique(groups)) == {0, 1}
+    rows, groups, frames, tracks = steps.describe_normal(sources)
+    # 40 frames a clip in chunks of 15: 0, 1, 2 and, after a gap that keeps the clips apart, 4, 5, 6
+    assert set(np.unique(groups)) == {0, 1, 2, 4, 5, 6}
     assert all(len(values) == len(groups) for values in rows.values())
     # frames numbered across the clips: the second clip's follow the first's 40
-    assert frames.min() >= 0 and frames.max() < 80 and np.all(frames[groups == 1] >= 40)
-    steps.fit_density(rows, groups, frames)
+    assert frames.min() >= 0 and frames.max() < 80 and np.all(frames[groups >= 4] >= 40)
+    np.testing.assert_array_equal(groups, np.where(frames < 40, frames // 15, 4 + (frames - 40) // 15))
+    # tracks numbered apart per clip: no track of the first clip goes on in the second
+    assert not set(tracks[(frames < 40) & (tracks >= 0)]) & set(tracks[(frames >= 40) & (tracks >= 0)])
+    steps.fit_density(rows, groups, frames, tracks)
+    assert steps.score_memory == whole.score_memory and steps.score_memory >= 1
     # a clip that gives no frame (a folder emptied by hand) numbers nothing and shifts nothing
     with_empty = [sources[0], ("empty", lambda: iter([])), sources[1]]
-    _, groups_again, frames_again = steps.describe_normal(with_empty)
+    _, groups_again, frames_again, _ = steps.describe_normal(with_empty)
     np.testing.assert_array_equal(frames_again, frames)
-    np.testing.assert_array_equal(np.unique(groups_again), [0, 2])
+    np.testing.assert_array_equal(groups_again, groups)
     # float32 optical flow may differ in its last bits between runs (OpenCV's threads)
     np.testing.assert_allclose(steps.training_totals, whole.training_totals, rtol=1e-5)
     np.testing.assert_allclose(steps.training_frame_maxima, whole.training_frame_maxima, rtol=1e-5)
@@ -327,7 +374,6 @@ def test_one_id_per_object_in_detections_instance_mask_and_objects_csv(id_style)
     from tao_ros.io.outputs import object_rows
     from tao_ros.plugins import PluginRegistry
     from tao_ros.ros.outputs import anomalous_objects
-    from tao_ros.types import UNTRACKED
 
     class RelabelledDetector(MotionDetector):
         name = "relabelled"

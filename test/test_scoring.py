@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tao_ros.builtin.scorers import KnnScorer, MahalanobisScorer
+from tao_ros.builtin.scorers import KnnScorer, MahalanobisScorer, held_out_scores
 from tao_ros.core.scoring import Standardizer, combine
 from tao_ros.errors import InputError
 
@@ -92,6 +92,21 @@ def test_knn_training_scores_leave_the_sample_out():
     np.testing.assert_allclose(scorer.fit(features, np.zeros(5)), np.array([0, 0, 0, 0, 10]) / features.std())
 
 
+def test_held_out_scores_leave_out_the_neighbouring_chunks_too():
+    # chunk 1 shows the objects of chunk 0 again (the same people, a moment later); chunk 3, after a
+    # gap (another clip), shows others
+    features = np.array([[0.0], [0.0], [0.0], [0.0], [3.0], [3.0]])
+    groups = np.array([0, 0, 1, 1, 3, 3])
+    training = KnnScorer(k=1).fit(features, groups) * features.std()
+    # chunks 0 and 1 are each scored without the other: only chunk 3 is left, 3 away
+    np.testing.assert_allclose(training[:4], 3.0)
+    # chunk 3 has no neighbour: scored against chunks 0 and 1
+    np.testing.assert_allclose(training[4:], 3.0)
+    # where leaving the neighbours out leaves nothing to fit on, only the own chunk is left out
+    np.testing.assert_allclose(held_out_scores(lambda tr, q: np.full(len(q), len(tr)), features[:4], groups[:4], 1),
+                               [2, 2, 2, 2])
+
+
 def test_knn_leave_one_clip_out_differs_from_leave_one_out():
     features = np.array([[0.0], [0.1], [5.0], [5.1]])
     groups = np.array([0, 0, 1, 1])  # each clip's samples only see the other clip
@@ -108,6 +123,15 @@ def test_tail_is_the_surprise_under_the_normal_scores_and_extrapolates_a_pareto_
     # far beyond every normal score (P = 1e-3 and 8e-6): still the true surprise, within a tenth
     np.testing.assert_allclose(standardizer(far, "tail"), 3 * np.log(far), rtol=0.1)
     assert standardizer.typical("tail") == pytest.approx(np.log(2.0), abs=0.02)
+    # no Pareto tail where nearly every normal score is the lowest (a label all normal objects share):
+    # a score far beyond the few that differ grows as the log of how far, not linearly
+    bunched = np.concatenate([np.zeros(990), np.full(10, 0.02)])
+    rare = Standardizer.fit(bunched)
+    assert rare(np.array([0.0]), "tail")[0] == pytest.approx(0.0)
+    far = rare(np.array([0.02, 3.5]), "tail")
+    # share 0.01 above the 90th percentile (0), mean exceedance 0.02
+    np.testing.assert_allclose(far, -np.log(0.01) + np.log1p(np.array([0.02, 3.5]) / 0.02), atol=1e-9)
+    assert far[1] < 15
     surprise = standardizer(np.linspace(0.5, 100.0, 500), "tail")
     assert np.all(np.diff(surprise) >= 0) and surprise[0] == 0.0
     assert np.isnan(standardizer(np.array([np.nan]), "tail")[0])

@@ -7,7 +7,8 @@ ground truth) see one object. The motion detector sees anything that moves, but 
 Composed, each covers the other's blind spot:
 
 1. the motion detector's foreground and blobs (its background model, as ``detector: motion``);
-2. the pretrained detector's boxes, one class per box (class-agnostic suppression);
+2. the pretrained detector's boxes, one class per box (class-agnostic suppression), less those
+   holding less foreground than the smallest moving region: the scene, not objects in it;
 3. riders joined with what they ride (``join_riders``);
 4. blobs whose foreground lies mostly outside every pretrained box, as objects labelled "object";
 5. one id per object from a box tracker over all of them, and each track's label by majority vote,
@@ -90,13 +91,12 @@ def unexplained(blobs: np.ndarray, boxes: np.ndarray, foreground: np.ndarray, sh
     return result
 
 
-def moving_share(boxes: np.ndarray, foreground: np.ndarray) -> np.ndarray:
-    """[K] share of each box's pixels ([K, 4]) that are foreground (0 for an empty box)."""
-    shares = np.zeros(len(boxes))
+def moving_pixels(boxes: np.ndarray, foreground: np.ndarray) -> np.ndarray:
+    """[K] number of foreground pixels inside each box ([K, 4]; 0 for an empty box)."""
+    counts = np.zeros(len(boxes), dtype=np.int64)
     for k, (x1, y1, x2, y2) in enumerate(np.round(boxes).astype(int)):
-        pixels = foreground[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)]
-        shares[k] = pixels.mean() if pixels.size else 0.0
-    return shares
+        counts[k] = foreground[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)].sum()
+    return counts
 
 
 class OpenSetDetector:
@@ -118,8 +118,10 @@ class OpenSetDetector:
         "ridden": Param(list(RIDDEN), "Labels of things a person rides: joined with their rider into one object."),
         "explained_share": Param(0.5, "A moving blob is an object of its own when less than this share of its "
                                       "foreground lies inside pretrained boxes.", minimum=0.0, maximum=1.0),
-        "min_moving": Param(0.0, "Pretrained boxes with less than this share of moving (foreground) pixels are "
-                                 "left out (0 keeps standing people).", minimum=0.0, maximum=1.0),
+        "keep_still": Param(False, "Keep pretrained boxes holding less foreground than the smallest moving region "
+                                   "(min_area of the frame). Off: those are the scene, which the background model "
+                                   "has absorbed (a bench, a parked bicycle, someone standing still for longer "
+                                   "than its history), and their place, size and label say nothing of anomalies."),
         "detect_every": Param(1, "The pretrained detector runs on every this many frames (its cost dominates on a "
                                  "CPU); in between, its objects are carried along their tracks' motion, and the "
                                  "motion detector still sees every frame.", minimum=1),
@@ -157,10 +159,11 @@ class OpenSetDetector:
             return Detections(moved[inside], last.confidence[kept][inside], last.labels[kept][inside])
         found = predict_boxes(self.model, context.image, self.p["confidence"], self.p["image_size"],
                               self.p["device"])
-        shares = moving_share(found.xyxy, foreground)
-        if self.p["min_moving"] > 0:
-            found, shares = found[shares >= self.p["min_moving"]], shares[shares >= self.p["min_moving"]]
-        xyxy, labels, index = join_riders(found.xyxy, found.labels, shares > 0, tuple(self.p["ridden"]))
+        moving = moving_pixels(found.xyxy, foreground)
+        if not self.p["keep_still"]:
+            moves = moving >= self.p["min_area"] * foreground.size
+            found, moving = found[moves], moving[moves]
+        xyxy, labels, index = join_riders(found.xyxy, found.labels, moving > 0, tuple(self.p["ridden"]))
         return Detections(xyxy, found.confidence[index], labels)
 
     def detect(self, context: FrameContext) -> Detections:

@@ -8,15 +8,27 @@ from tao_ros.errors import InputError
 from tao_ros.hookspecs import Param, hookimpl
 
 
-def held_out_scores(fit_and_score, features: np.ndarray, groups: np.ndarray) -> np.ndarray | None:
-    """[N] scores of each sample by a model fitted without its group (clip); None if one group."""
+def held_out_scores(fit_and_score, features: np.ndarray, groups: np.ndarray, minimum: int = 1
+                    ) -> np.ndarray | None:
+    """[N] scores of each sample by a model fitted without its group and the groups numbered next to
+    it; None if one group.
+
+    ``groups`` [N] are chunks of footage numbered in time order (``AnomalyPipeline.describe_normal``):
+    the chunks next to a sample's own still hold the objects it shows, which would match themselves.
+    Where leaving them out too leaves fewer than ``minimum`` samples to fit on, only the sample's own
+    group is left out.
+    """
+    groups = np.asarray(groups)
     unique = np.unique(groups)
     if len(unique) < 2:
         return None
     scores = np.empty(len(features))
     for group in unique:
         held_out = groups == group
-        scores[held_out] = fit_and_score(features[~held_out], features[held_out])
+        fitted_on = np.abs(groups - group) > 1
+        if fitted_on.sum() < minimum:
+            fitted_on = ~held_out
+        scores[held_out] = fit_and_score(features[fitted_on], features[held_out])
     return scores
 
 
@@ -54,7 +66,8 @@ class KnnScorer:
         self.scale = np.stack([mean, np.where(std > 1e-12, std, 1.0)])
         scaled = (features - mean) / self.scale[1]
         self.load_state({"scale": self.scale, "train": scaled})
-        held_out = held_out_scores(lambda tr, q: self._distances(tr, q, self.k).mean(axis=1), scaled, groups)
+        held_out = held_out_scores(lambda tr, q: self._distances(tr, q, self.k).mean(axis=1), scaled, groups,
+                                   self.k)
         if held_out is not None:
             return held_out
         return self.index.kneighbors(scaled, n_neighbors=self.k + 1)[0][:, 1:].mean(axis=1)  # drop self
@@ -105,7 +118,7 @@ class MahalanobisScorer:
         self.location, self.precision = self._fit(features)
         if len(np.unique(groups)) < 2:  # one clip: 10 interleaved folds, so no sample scores itself
             groups = np.arange(len(features)) % 10
-        return held_out_scores(lambda tr, q: self._distance(*self._fit(tr), q), features, groups)
+        return held_out_scores(lambda tr, q: self._distance(*self._fit(tr), q), features, groups, 3)
 
     def score(self, features):
         if self.location is None:

@@ -200,7 +200,8 @@ class ModelContents:
 FIT_OPTIONS = ("detector", "depth_source", "features", "scorer", "standardization", "combination",
                "max_training_samples", "fit_chunk_frames")
 """Options that shape a fitted model: loading it under other values is an error."""
-POST_OPTIONS = ("threshold", "threshold_quantile", "score_window", "merge_iou", "prompt_interval", "segmenter")
+POST_OPTIONS = ("threshold", "threshold_quantile", "score_window", "hold_frames", "merge_iou", "prompt_interval",
+                "segmenter")
 """Options that act after scoring: loading a model under other values only warns."""
 
 

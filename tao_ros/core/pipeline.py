@@ -17,12 +17,12 @@ from tao_ros.config import Config
 from tao_ros.core.geometry import merge_overlapping
 from tao_ros.core.instances import compose_instances
 from tao_ros.core.modelfile import ModelContents, model_settings
-from tao_ros.core.prompts import PromptScheduler
+from tao_ros.core.prompts import AnomalyHold, PromptScheduler, score_memory
 from tao_ros.core.scoring import Standardizer, combine
 from tao_ros.core.tracking import ObjectIds, TrackHistory
 from tao_ros.errors import InputError, ModelFileError, PluginError
 from tao_ros.plugins import GuardedPlugin, PluginRegistry
-from tao_ros.types import Detections, FrameContext, FrameResult
+from tao_ros.types import UNTRACKED, Detections, FrameContext, FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -113,12 +113,14 @@ class AnomalyPipeline:
         self.unscored: set[str] = set()
         self.training_totals: np.ndarray | None = None
         self.training_frame_maxima: np.ndarray | None = None  # the same quantiles of normal frames' highest score
+        self.score_memory: int | None = None  # frames a normal object's score remembers (score_memory)
         self.empty_boxes = 0  # boxes with no area the detector returned, dropped
         self.segmenter = None
         if config.segmenter != "none":
             self.segmenter = GuardedPlugin("segmenter", create("segmenter", config.segmenter))
         self.score_history = TrackHistory(config.score_window)
         self.prompts = PromptScheduler(config.prompt_interval)
+        self.hold = AnomalyHold(self.hold_frames)
         self.object_ids = ObjectIds()
         self.last_seen: dict[int, tuple[float, str]] = {}  # object id -> its latest score and label, bounded
         self.timings: dict[str, float] = {}  # seconds spent per stage (and per feature) on the last frame
@@ -149,6 +151,7 @@ class AnomalyPipeline:
                 plugin.call("reset", None)
         self.score_history.reset()
         self.prompts.reset()
+        self.hold.reset()
         self.object_ids.reset()
         self.last_seen.clear()
 
@@ -240,12 +243,12 @@ class AnomalyPipeline:
         scoring = time.perf_counter()
         feature_scores, total = self.score_features(features, len(detections))
         scores = self.score_history.smooth(detections.ids, total[:, None])[:, 0]
+        scores, anomalous = self.hold.update(context.frame_index, detections.ids, scores, scores > self.threshold)
         for object_id, score, label in zip(detections.ids.tolist(), scores.tolist(), detections.labels.tolist()):
             self.last_seen.pop(object_id, None)
             self.last_seen[object_id] = score, label  # most recently seen last, so the oldest go first
         while len(self.last_seen) > 4096:
             self.last_seen.pop(next(iter(self.last_seen)))
-        anomalous = scores > self.threshold
         merged, merged_scores = self._merge(detections[anomalous], scores[anomalous])
         prompts = self.prompts.update(context.frame_index, merged, merged_scores)
         result = FrameResult(context.frame_index, detections, scores, feature_scores, anomalous, merged,
@@ -309,6 +312,15 @@ class AnomalyPipeline:
             return self.config.threshold
         normal = self.training_totals if self.training_frame_maxima is None else self.training_frame_maxima
         return float(np.interp(quantile, TOTAL_QUANTILES, normal))
+
+    @property
+    def hold_frames(self) -> int:
+        """Frames an object stays anomalous along its track after its last anomalous frame
+        (``AnomalyHold``): ``hold_frames``, or with it -1, the fitted model's ``score_memory`` (0 for a
+        model without one, fitted by an older tao_ros)."""
+        if self.config.hold_frames >= 0:
+            return self.config.hold_frames
+        return self.score_memory or 0
 
     def _merge(self, boxes: Detections, scores: np.ndarray) -> tuple[Detections, np.ndarray]:
         """Merge overlapping anomalous boxes; a merged box keeps the id and label of its top-scoring member."""
@@ -378,15 +390,23 @@ class AnomalyPipeline:
 
     def describe_normal(self, clips: list[tuple[str, Callable[[], Iterator[StreamFrame]]]], progress=None,
                         detected: list[list[Detected]] | None = None
-                        ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+                        ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
         """Second pass: every normal object's feature vectors -> (name -> [N, D], NaN where unknown;
-        [N] group of each object for held-out training scores; [N] the normal frame it is on,
-        numbered across clips). ``detected``: ``fit_scene``'s result, so that the detector does not
+        [N] chunk of footage of each object for held-out training scores (``fit_chunk_frames`` frames,
+        numbered in time order, a gap between clips); [N] the normal frame it is on,
+        numbered across clips; [N] its track, numbered across clips, -1 untracked). ``detected``: ``fit_scene``'s result, so that the detector does not
         run again (None: it does)."""
         progress = progress or no_progress
         rows = {name: [np.zeros((0, len(p.plugin.columns)))] for name, p in self.features.items()}
-        groups, frame_of = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+        groups, frame_of, tracks = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
         frames_before = 0  # normal frames of the clips before this one
+        # Held-out training scores leave out a chunk of footage and the chunks next to it (h-block
+        # cross-validation): an object seen in a chunk is still in view just before and after it,
+        # and would match itself there, making normal look too tight; leaving out whole clips
+        # instead makes it look too loose where there are few (two long videos: each half scored
+        # against the other alone). Chunks are numbered in time order with a gap between clips, so
+        # that numbers next to each other are footage next to each other.
+        first_group = 0
         for clip_index, (name, frames) in enumerate(clips):
             self.reset()
             k = -1
@@ -396,23 +416,26 @@ class AnomalyPipeline:
                                      "fit needs sources that read the same frames twice")
                 context, detections, features = self.describe(frame, None if detected is None
                                                               else detected[clip_index][k])
-                # Held-out training scores leave out whole clips. With one clip, contiguous
-                # chunks of it stand in for clips: leaving out single samples would still let
-                # the same object's neighbouring frames match it and make normal look too tight.
-                group = clip_index if len(clips) > 1 else context.frame_index // self.config.fit_chunk_frames
-                groups.append(np.full(len(detections), group))
+                groups.append(np.full(len(detections), first_group + k // self.config.fit_chunk_frames))
                 frame_of.append(np.full(len(detections), frames_before + k))
+                # object ids are below 2 ** 16 (ObjectIds): clip and id in one number
+                tracks.append(np.where(detections.ids == UNTRACKED, -1, (clip_index << 16) + detections.ids))
                 for feature, values in features.items():
                     rows[feature].append(values)
             frames_before += k + 1
+            if k >= 0:
+                first_group += k // self.config.fit_chunk_frames + 2
         self.reset()
         return ({name: np.concatenate(values) for name, values in rows.items()}, np.concatenate(groups),
-                np.concatenate(frame_of))
+                np.concatenate(frame_of), np.concatenate(tracks))
 
-    def fit_density(self, rows: dict[str, np.ndarray], groups: np.ndarray, frames: np.ndarray | None = None) -> dict:
+    def fit_density(self, rows: dict[str, np.ndarray], groups: np.ndarray, frames: np.ndarray | None = None,
+                    tracks: np.ndarray | None = None) -> dict:
         """Fit each configured feature's density model and standardizer on normal objects' vectors
         (name -> [N, D], NaN rows unknown; [N] groups; [N] normal frame of each object, for the
-        threshold as a share of normal frames, see ``threshold``) -> summary (objects per feature)."""
+        threshold as a share of normal frames, see ``threshold``; [N] track of each object, -1
+        untracked, for how long an object's score remembers, see ``hold_frames``) -> summary (objects
+        per feature)."""
         keep = np.arange(len(groups))
         if len(groups) > self.config.max_training_samples:
             keep = np.linspace(0, len(groups) - 1, self.config.max_training_samples).astype(int)
@@ -444,6 +467,10 @@ class AnomalyPipeline:
         self.training_frame_maxima = None
         if frames is not None:
             self.training_frame_maxima = np.quantile(frame_maxima(totals, np.asarray(frames)[keep]), TOTAL_QUANTILES)
+        self.score_memory = None
+        if frames is not None and tracks is not None:
+            self.score_memory = score_memory(totals, np.asarray(tracks)[keep], np.asarray(frames)[keep])
+        self.hold.frames = self.hold_frames
         self.fitted = True
         self.reset()
         return summary
@@ -465,6 +492,8 @@ class AnomalyPipeline:
         arrays["training_totals"] = self.training_totals
         if self.training_frame_maxima is not None:
             arrays["training_frame_maxima"] = self.training_frame_maxima
+        if self.score_memory is not None:
+            arrays["score_memory"] = np.array([self.score_memory], np.int64)
         ModelContents(arrays, self._layout(), model_settings(self.config, self.registry), self.frame_size,
                       sorted(self.unscored)).write(path)
 
@@ -485,5 +514,8 @@ class AnomalyPipeline:
                                  f"{exc}); refit with 'tao-ros fit'") from None
         self.training_totals = model.arrays.get("training_totals")
         self.training_frame_maxima = model.arrays.get("training_frame_maxima")
+        memory = model.arrays.get("score_memory")
+        self.score_memory = None if memory is None else int(memory[0])
+        self.hold.frames = self.hold_frames
         self.frame_size = model.frame_size
         self.fitted = True

@@ -1,10 +1,75 @@
-"""Turning merged anomalous boxes into segmenter prompts at fixed frame intervals."""
+"""Which anomalous objects the segmenter is given: objects held anomalous along their tracks between
+the frames that find them so, and their merged boxes turned into prompts at fixed frame intervals."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from tao_ros.types import UNTRACKED, Detections, Prompt
+
+DECORRELATED = float(np.exp(-1.0))
+"""Autocorrelation at which an object's score is taken to have forgotten its past (its e-folding lag)."""
+
+
+def score_memory(scores: np.ndarray, tracks: np.ndarray, frames: np.ndarray, max_lag: int = 300) -> int:
+    """Frames after which an object's anomaly score no longer remembers its past, from normal objects.
+
+    ``scores`` [N] held-out scores of normal objects, ``tracks`` [N] the track of each (-1: untracked),
+    ``frames`` [N] the frame it is on. Returns the smallest lag (frames) at which the scores'
+    autocorrelation along the tracks, pooled over them, falls to 1/e or below (an object's score is
+    an average of evidence over several frames, so a dip below the threshold lasts about this long
+    by chance); ``max_lag`` where it never does within it, 0 where no track spans two frames.
+    """
+    scores, tracks, frames = (np.asarray(a).ravel() for a in (scores, tracks, frames))
+    keep = (tracks >= 0) & np.isfinite(scores)
+    scores, tracks, frames = scores[keep], tracks[keep].astype(np.int64), frames[keep].astype(np.int64)
+    if len(scores) < 2 or scores.std() == 0:
+        return 0
+    centred = (scores - scores.mean()) / scores.std()
+    # one sorted key per object, track-major: the same track's object ``lag`` frames later is key + lag
+    keys = (tracks - tracks.min()) * (frames.max() - frames.min() + max_lag + 1) + (frames - frames.min())
+    order = np.argsort(keys, kind="stable")
+    keys, centred = keys[order], centred[order]
+    for lag in range(1, max_lag + 1):
+        at = np.minimum(np.searchsorted(keys, keys + lag), len(keys) - 1)
+        pairs = keys[at] == keys + lag
+        if not pairs.any():
+            return 0 if lag == 1 else lag
+        if np.mean(centred[pairs] * centred[at[pairs]]) <= DECORRELATED:
+            return lag
+    return max_lag
+
+
+class AnomalyHold:
+    """Keeps an object anomalous along its track for ``frames`` frames after the last frame it was
+    found anomalous, with that frame's score: a dip of its score below the threshold shorter than the
+    score's own memory (``score_memory``) is chance, not the object turning normal, and the segmenter
+    keeps following it (as SAM2 follows a prompted object) instead of letting it blink. 0: off."""
+
+    def __init__(self, frames: int):
+        self.frames = frames
+        self.last: dict[int, tuple[int, float]] = {}  # id -> (last anomalous frame, its score)
+
+    def reset(self) -> None:
+        self.last.clear()
+
+    def update(self, frame_index: int, ids: np.ndarray, scores: np.ndarray, anomalous: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """[N] track ids, scores and anomalous flags of a frame's objects -> ([N] scores, [N] anomalous)
+        with the held objects' scores and flags set."""
+        scores, anomalous = scores.copy(), anomalous.copy()
+        if self.frames <= 0:
+            return scores, anomalous
+        for i, object_id in enumerate(ids.tolist()):
+            if object_id == UNTRACKED:
+                continue
+            if anomalous[i]:
+                self.last[object_id] = frame_index, float(scores[i])
+            elif object_id in self.last and frame_index - self.last[object_id][0] <= self.frames:
+                scores[i], anomalous[i] = self.last[object_id][1], True
+        for object_id in [k for k, (seen, _) in self.last.items() if frame_index - seen > self.frames]:
+            del self.last[object_id]  # bounded: only objects anomalous within the last ``frames`` frames
+        return scores, anomalous
 
 
 class PromptScheduler:
