@@ -32,7 +32,8 @@ ARGUMENTS = {
     "sam2_checkpoint": ("", "SAM2 checkpoint, for segmenter: sam2 (default: from the config)"),
     "detector_weights": ("", "ultralytics weights, for detector: ultralytics (default: from the config)"),
     "open_set_weights": ("", "pretrained detector of detector: open_set (.pt, .tflite, .onnx, .torchscript, .engine)"),
-    "pose_weights": ("", "pose model of the pose feature (BlazePose .tflite or ultralytics pose weights)"),
+    "pose_weights": ("", "pose model of the pose feature and the person segmenter (BlazePose .tflite or ultralytics "
+                         "pose weights)"),
     "appearance_weights": ("", "backbone of the appearance feature (MobileNetV2 state dict or YOLO weights)"),
     "log_level": ("info", "logging level"),
 }
@@ -45,10 +46,11 @@ OVERRIDES = {
     "sam2_checkpoint": ("sam2.checkpoint", str),
     "detector_weights": ("ultralytics.weights", str),
     "open_set_weights": ("open_set.weights", str),
-    "pose_weights": ("pose.weights", str),
+    "pose_weights": (("pose.weights", "person.weights"), str),
     "appearance_weights": ("appearance.weights", str),
 }
-"""Launch argument -> (parameter, type); only arguments given a value override the parameter file."""
+"""Launch argument -> (parameter or parameters it sets, type); only arguments given a value override the
+parameter file."""
 
 PROFILES = {"default": "anomaly.yaml", "pretrained": "pretrained.yaml"}
 
@@ -82,9 +84,10 @@ def anomaly_node(values: dict[str, str], share: str) -> dict:
         raise ValueError(f"profile:={values['profile']} is not one of {sorted(PROFILES)}")
     config_file = values["config"] or os.path.join(share, "config", PROFILES[values["profile"]])
     parameters = {"use_sim_time": parse(values["use_sim_time"], bool)}
-    for argument, (parameter, kind) in OVERRIDES.items():
+    for argument, (names, kind) in OVERRIDES.items():
         if values[argument]:
-            parameters[parameter] = parse(values[argument], kind)
+            for name in (names,) if isinstance(names, str) else names:
+                parameters[name] = parse(values[argument], kind)
     return {"package": "tao_ros", "executable": "anomaly_node", "name": values["node_name"],
             "namespace": values["namespace"], "output": "screen", "emulate_tty": True,
             "parameters": [config_file, parameters],

