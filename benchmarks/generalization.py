@@ -207,7 +207,7 @@ def kept(n: int) -> np.ndarray:
     return np.arange(n) if n <= most else np.linspace(0, n - 1, most).astype(int)
 
 
-def held(described: Described, scored: Scored) -> tuple[Scored, int]:
+def with_hold(described: Described, scored: Scored) -> tuple[Scored, int]:
     """``scored`` with objects held anomalous along their tracks as the pipeline holds them
     (``AnomalyHold`` for the normal scores' ``score_memory``) -> (held scores, the hold in frames)."""
     keep = kept(len(described.groups))
@@ -392,7 +392,7 @@ def main() -> None:
             for fit in fits:
                 described, models, normal_frames = fitted[(s, detector, fit)]
                 plain = score(models, features, method, rule, normal_frames, args.quantile)
-                holding, frames = held(described, plain)
+                holding, frames = with_hold(described, plain)
                 for scored, name in ((plain, "no hold"), (holding, f"hold {frames}")):
                     point = truth[s].operating_point(described, scored)
                     cells.append(f"{name}: AUROC {truth[s].auroc(described, scored):.3f}, "

@@ -162,13 +162,14 @@ def test_anomaly_hold_keeps_an_object_anomalous_along_its_track_for_its_frames()
 
 
 def test_score_memory_is_the_e_folding_lag_along_tracks(rng):
-    # AR(1) scores along 200 tracks of 300 frames: autocorrelation 0.9 ** lag, 1/e at lag 9.5
+    # AR(1) scores along 200 tracks of 300 frames: autocorrelation 0.9 ** lag, 1/e at lag 9.5; each
+    # track also has an offset of its own, which is no dip and must not lengthen the memory
     tracks, frames, scores = [], [], []
     for track in range(200):
-        value = rng.normal()
+        value, offset = rng.normal(), 3 * rng.normal()
         for frame in range(300):
             value = 0.9 * value + np.sqrt(1 - 0.81) * rng.normal()
-            tracks.append(track), frames.append(frame), scores.append(value)
+            tracks.append(track), frames.append(frame), scores.append(offset + value)
     memory = score_memory(np.array(scores), np.array(tracks), np.array(frames))
     assert memory in (9, 10, 11)
     # scores independent from frame to frame forget at once; untracked objects teach nothing

@@ -15,27 +15,33 @@ def score_memory(scores: np.ndarray, tracks: np.ndarray, frames: np.ndarray, max
     """Frames after which an object's anomaly score no longer remembers its past, from normal objects.
 
     ``scores`` [N] held-out scores of normal objects, ``tracks`` [N] the track of each (-1: untracked),
-    ``frames`` [N] the frame it is on. Returns the smallest lag (frames) at which the scores'
-    autocorrelation along the tracks, pooled over them, falls to 1/e or below (an object's score is
-    an average of evidence over several frames, so a dip below the threshold lasts about this long
-    by chance); ``max_lag`` where it never does within it, 0 where no track spans two frames.
+    ``frames`` [N] the frame it is on. Returns the smallest lag (frames) at which the autocorrelation
+    of the scores' deviations from their track's mean, pooled over the tracks, falls to 1/e or below:
+    an object's score is an average of evidence over several frames, so a dip of it lasts about this
+    long by chance (what sets one object apart from the others for its whole track is no dip, and
+    is left out). ``max_lag`` where it never falls within it, 0 where no track spans two frames.
     """
     scores, tracks, frames = (np.asarray(a).ravel() for a in (scores, tracks, frames))
     keep = (tracks >= 0) & np.isfinite(scores)
     scores, tracks, frames = scores[keep], tracks[keep].astype(np.int64), frames[keep].astype(np.int64)
-    if len(scores) < 2 or scores.std() == 0:
+    if len(scores) < 2:
         return 0
-    centred = (scores - scores.mean()) / scores.std()
+    _, track_of, sizes = np.unique(tracks, return_inverse=True, return_counts=True)
+    deviation = scores - (np.bincount(track_of, scores) / sizes)[track_of]
+    several = sizes[track_of] >= 2
+    if not several.any() or deviation[several].std() == 0:
+        return 0
+    scores, tracks, frames = deviation[several] / deviation[several].std(), tracks[several], frames[several]
     # one sorted key per object, track-major: the same track's object ``lag`` frames later is key + lag
     keys = (tracks - tracks.min()) * (frames.max() - frames.min() + max_lag + 1) + (frames - frames.min())
     order = np.argsort(keys, kind="stable")
-    keys, centred = keys[order], centred[order]
+    keys, scores = keys[order], scores[order]
     for lag in range(1, max_lag + 1):
         at = np.minimum(np.searchsorted(keys, keys + lag), len(keys) - 1)
         pairs = keys[at] == keys + lag
         if not pairs.any():
             return 0 if lag == 1 else lag
-        if np.mean(centred[pairs] * centred[at[pairs]]) <= DECORRELATED:
+        if np.mean(scores[pairs] * scores[at[pairs]]) <= DECORRELATED:
             return lag
     return max_lag
 
