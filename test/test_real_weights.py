@@ -216,3 +216,44 @@ def test_the_person_segmenter_masks_a_still_person_whole_inside_the_box_from_bla
     cart = segmenter.update(FrameContext(400, image, gray, gray), [Prompt(400, tuple(box[0]), "cart", 9.0, 6)],
                             Detections(box, labels=np.array(["cart"]), ids=np.array([6])))
     assert cart[6].in_frame(masks[0].shape)[10:50, 10:60].all()
+
+
+def test_the_person_segmenter_reads_the_pose_features_inference_instead_of_running_blazepose_again(weights):
+    """One BlazePose inference gives landmarks and the person segmentation: where the pose feature ran
+    the model on a box this frame, the person segmenter takes its mask from that run."""
+    import cv2
+
+    from tao_ros.core.geometry import mask_to_box
+    from tao_ros.plugins import PluginRegistry
+    from tao_ros.types import FrameContext, Prompt
+
+    avenue = shared("data") / "cuhk-avenue-dev" / "testing"
+    truth = np.load(avenue / "pixel_gt_npz" / "17.npz")
+    image = cv2.imread(str(sorted((avenue / "frames" / "17").iterdir())[200]))
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    box = mask_to_box(truth[truth.files[0]][200]).astype(float)
+    registry = PluginRegistry.discover()
+    pose = registry.create("feature", "pose", {"weights": str(weights / "pose_landmark_full.tflite")})
+    segmenter = registry.create("segmenter", "person", {"weights": str(weights / "pose_landmark_full.tflite")})
+    person = Detections(box[None], labels=np.array(["person"]), ids=np.array([5]))
+    alone = segmenter.update(FrameContext(0, image, gray, gray), [Prompt(0, tuple(box), "person", 9.0, 5)], person)[5]
+
+    calls, run = [], segmenter.model._batches
+
+    def counted(image, xyxy):  # the segmenter's own runs of the model, by number of boxes
+        calls.append(len(xyxy))
+        yield from run(image, xyxy)
+
+    segmenter.model._batches = counted
+    segmenter.reset()
+    context = FrameContext(0, image, gray, gray)
+    assert np.isfinite(pose.extract(context, person, np.ones(1))).all()
+    from_pose = segmenter.update(context, [Prompt(0, tuple(box), "person", 9.0, 5)], person)[5]
+    assert calls == []  # the pose feature's inference served the segmenter
+    assert from_pose.box == alone.box
+    np.testing.assert_allclose(from_pose.logits, alone.logits, atol=1e-4)
+    # a box the pose feature did not run on is segmented by the segmenter's own call
+    segmenter.reset()
+    other = Detections(box[None] + 2, labels=np.array(["person"]), ids=np.array([7]))
+    segmenter.update(context, [Prompt(0, tuple(box + 2), "person", 9.0, 7)], other)
+    assert calls == [1]

@@ -46,10 +46,12 @@ class PersonSegmenter(ForegroundSegmenter):
         self.model.masks(np.zeros((64, 64, 3), np.uint8), np.array([[8.0, 8.0, 56.0, 56.0]]))  # fails now if it cannot
 
     def masks(self, context: FrameContext, ids: list[int], boxes: np.ndarray) -> dict[int, MaskCrop]:
-        """BlazePose's masks of the people tall enough (one batched call), the foreground mask of the rest."""
+        """BlazePose's masks of the people tall enough (those the pose feature ran the same model file on
+        this frame from its inference, the others in one batched call), the foreground mask of the rest."""
         people = np.array([self.objects.objects[i].label in self.labels for i in ids], dtype=bool) \
             & (boxes[:, 3] - boxes[:, 1] >= self.min_height)
-        masks = dict(zip(np.array(ids, dtype=np.int64)[people].tolist(), self.model.masks(context.image, boxes[people])))
+        masks = dict(zip(np.array(ids, dtype=np.int64)[people].tolist(),
+                         self.model.masks(context.image, boxes[people], context.cache)))
         for object_id, box, person in zip(ids, boxes, people):
             if not person:
                 masks[object_id] = self.segment(context, box)

@@ -11,6 +11,8 @@ hips' midpoint, in units of the person's height, each keypoint the model does no
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from tao_ros.builtin.features import TrackAveragedFeature
@@ -68,6 +70,10 @@ class BlazePose:
         self.landmarks, self.present = outputs[(195,)], outputs[(1,)]
         self.segmentation = outputs.get((self.size, self.size, 1))  # None: a model without one
         self.allocated = 1
+        # FrameContext.cache key of the person segmentations this model file gave in a frame, by box:
+        # one inference gives landmarks and segmentation, and a person segmenter running the same file
+        # reads what the pose feature computed instead of running the model again
+        self.shared_key = ("blazepose", str(Path(path).resolve()))
 
     def _batches(self, image: np.ndarray, xyxy: np.ndarray):
         """Run the model on [N, 4] boxes' square crops, a batch at a time -> (slice of the boxes, [B, 3]
@@ -86,42 +92,69 @@ class BlazePose:
             self.interpreter.invoke()
             yield slice(start, start + len(boxes)), frames
 
-    def keypoints(self, image: np.ndarray, xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def keypoints(self, image: np.ndarray, xyxy: np.ndarray, shared: dict | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
         """[H, W, 3] BGR frame and [N, 4] person boxes -> ([N, 17, 3] COCO keypoints (x, y in frame
-        pixels, visibility in [0, 1]), [N] pose-present score)."""
+        pixels, visibility in [0, 1]), [N] pose-present score). ``shared``: the frame's
+        ``FrameContext.cache``, where each box's segmentation from the same inference is left under
+        ``shared_key`` for ``masks``."""
         from scipy.special import expit
 
         keypoints, present = np.zeros((len(xyxy), COCO_KEYPOINTS, 3)), np.zeros(len(xyxy))
+        segmentations = {} if shared is None or self.segmentation is None else shared.setdefault(self.shared_key, {})
         for part, frames in self._batches(image, xyxy):
             landmarks = self.interpreter.get_tensor(self.landmarks).reshape(len(frames), 39, 5)[:, BLAZEPOSE_TO_COCO]
             keypoints[part, :, :2] = frames[:, None, :2] + landmarks[..., :2] * frames[:, None, 2:]
             keypoints[part, :, 2] = expit(landmarks[..., 3])  # visibility is a logit
             present[part] = self.interpreter.get_tensor(self.present).reshape(-1)
+            if shared is not None and self.segmentation is not None:
+                logits = self.interpreter.get_tensor(self.segmentation)[..., 0]
+                segmentations.update({box_key(box): (frame, crop.copy())
+                                      for box, frame, crop in zip(xyxy[part], frames, logits)})
         return keypoints, present
 
-    def masks(self, image: np.ndarray, xyxy: np.ndarray) -> list[MaskCrop]:
+    def masks(self, image: np.ndarray, xyxy: np.ndarray, shared: dict | None = None) -> list[MaskCrop]:
         """[H, W, 3] BGR frame and [N, 4] person boxes -> each person's segmentation logits over its
-        box (in the frame, clipped to it): a mask never leaves its box."""
-        import cv2
-
+        box (in the frame, clipped to it): a mask never leaves its box. ``shared``: the frame's
+        ``FrameContext.cache``; boxes the pose feature ran this model on this frame are read from it,
+        the model runs on the others only."""
         if self.segmentation is None:
             raise PluginError("this BlazePose model has no segmentation output: use pose_landmark_full or "
                               "pose_landmark_heavy")
-        height, width = image.shape[:2]
-        masks = []
-        for part, frames in self._batches(image, xyxy):
-            logits = self.interpreter.get_tensor(self.segmentation)[..., 0]
-            for box, (x0, y0, step), crop in zip(xyxy[part], frames, logits):
-                x1, y1 = int(np.clip(np.floor(box[0]), 0, width)), int(np.clip(np.floor(box[1]), 0, height))
-                x2, y2 = int(np.clip(np.ceil(box[2]), x1, width)), int(np.clip(np.ceil(box[3]), y1, height))
-                # frame pixel (x1 + i, y1 + j) is crop pixel ((x1 + i - x0) / step, (y1 + j - y0) / step)
-                to_crop = np.float32([[1 / step, 0, (x1 - x0) / step], [0, 1 / step, (y1 - y0) / step]])
-                inside = np.zeros((y2 - y1, x2 - x1), np.float32)
-                if x2 > x1 and y2 > y1:
-                    inside = cv2.warpAffine(crop, to_crop, (x2 - x1, y2 - y1), borderValue=-1.0,
-                                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-                masks.append(MaskCrop((x1, y1, x2, y2), inside.reshape(y2 - y1, x2 - x1)))
-        return masks
+        xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+        known = {} if shared is None else shared.get(self.shared_key, {})
+        found = [known.get(box_key(box)) for box in xyxy]
+        missing = np.array([f is None for f in found], dtype=bool)
+        if missing.any():
+            at = iter(np.flatnonzero(missing).tolist())
+            for part, frames in self._batches(image, xyxy[missing]):
+                for frame, crop in zip(frames, self.interpreter.get_tensor(self.segmentation)[..., 0]):
+                    found[next(at)] = frame, crop
+        return [mask_in_box(box, frame, crop, image.shape[:2]) for box, (frame, crop) in zip(xyxy, found)]
+
+
+def box_key(box: np.ndarray) -> tuple[float, ...]:
+    """A box as a key of shared per-frame results: its corners to a hundredth of a pixel."""
+    return tuple(np.round(np.asarray(box, dtype=np.float64), 2).tolist())
+
+
+def mask_in_box(box: np.ndarray, frame: np.ndarray, crop: np.ndarray, shape: tuple[int, int]) -> MaskCrop:
+    """A person's segmentation logits over its model crop ([S, S], the crop's ``frame`` (x0, y0, frame
+    pixels per crop pixel)) -> the logits over its box ([4] xyxy) in a frame of ``shape`` (H, W),
+    clipped to it."""
+    import cv2
+
+    height, width = shape
+    x0, y0, step = frame
+    x1, y1 = int(np.clip(np.floor(box[0]), 0, width)), int(np.clip(np.floor(box[1]), 0, height))
+    x2, y2 = int(np.clip(np.ceil(box[2]), x1, width)), int(np.clip(np.ceil(box[3]), y1, height))
+    # frame pixel (x1 + i, y1 + j) is crop pixel ((x1 + i - x0) / step, (y1 + j - y0) / step)
+    to_crop = np.float32([[1 / step, 0, (x1 - x0) / step], [0, 1 / step, (y1 - y0) / step]])
+    inside = np.zeros((y2 - y1, x2 - x1), np.float32)
+    if x2 > x1 and y2 > y1:
+        inside = cv2.warpAffine(crop, to_crop, (x2 - x1, y2 - y1), borderValue=-1.0,
+                                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    return MaskCrop((x1, y1, x2, y2), inside.reshape(y2 - y1, x2 - x1))
 
 
 def covered_by_people(detections: Detections, labels: list[str]) -> np.ndarray:
@@ -208,7 +241,7 @@ class PoseFeature(TrackAveragedFeature):
         if not wanted.any():
             return keypoints
         if self.blazepose is not None:
-            found, present = self.blazepose.keypoints(context.image, detections.xyxy[wanted])
+            found, present = self.blazepose.keypoints(context.image, detections.xyxy[wanted], context.cache)
             found[present < self.p["min_presence"]] = np.nan
             keypoints[wanted] = found
         elif self.model is not None:
