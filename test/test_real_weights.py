@@ -238,22 +238,27 @@ def test_the_person_segmenter_reads_the_pose_features_inference_instead_of_runni
     person = Detections(box[None], labels=np.array(["person"]), ids=np.array([5]))
     alone = segmenter.update(FrameContext(0, image, gray, gray), [Prompt(0, tuple(box), "person", 9.0, 5)], person)[5]
 
+    assert segmenter.model is pose.blazepose  # one model for both, loaded once (builtin/shared_models.py)
     calls, run = [], segmenter.model._batches
 
-    def counted(image, xyxy):  # the segmenter's own runs of the model, by number of boxes
+    def counted(image, xyxy):  # runs of the model, by number of boxes
         calls.append(len(xyxy))
         yield from run(image, xyxy)
 
     segmenter.model._batches = counted
-    segmenter.reset()
-    context = FrameContext(0, image, gray, gray)
-    assert np.isfinite(pose.extract(context, person, np.ones(1))).all()
-    from_pose = segmenter.update(context, [Prompt(0, tuple(box), "person", 9.0, 5)], person)[5]
-    assert calls == []  # the pose feature's inference served the segmenter
-    assert from_pose.box == alone.box
-    np.testing.assert_allclose(from_pose.logits, alone.logits, atol=1e-4)
-    # a box the pose feature did not run on is segmented by the segmenter's own call
-    segmenter.reset()
-    other = Detections(box[None] + 2, labels=np.array(["person"]), ids=np.array([7]))
-    segmenter.update(context, [Prompt(0, tuple(box + 2), "person", 9.0, 7)], other)
-    assert calls == [1]
+    try:
+        segmenter.reset()
+        context = FrameContext(0, image, gray, gray)
+        assert np.isfinite(pose.extract(context, person, np.ones(1))).all()
+        assert calls == [1]
+        from_pose = segmenter.update(context, [Prompt(0, tuple(box), "person", 9.0, 5)], person)[5]
+        assert calls == [1]  # the pose feature's inference served the segmenter
+        assert from_pose.box == alone.box
+        np.testing.assert_allclose(from_pose.logits, alone.logits, atol=1e-4)
+        # a box the pose feature did not run on is segmented by the segmenter's own call
+        segmenter.reset()
+        other = Detections(box[None] + 2, labels=np.array(["person"]), ids=np.array([7]))
+        segmenter.update(context, [Prompt(0, tuple(box + 2), "person", 9.0, 7)], other)
+        assert calls == [1, 1]
+    finally:
+        del segmenter.model._batches

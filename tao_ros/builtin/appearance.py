@@ -21,6 +21,7 @@ import numpy as np
 
 from tao_ros.builtin.features import TrackAveragedFeature
 from tao_ros.builtin.learned import Reservoir
+from tao_ros.builtin.shared_models import shared_model
 from tao_ros.builtin.weights import is_exported, load_by_position, load_strictly, load_tensors, load_yolo, require_file
 from tao_ros.errors import InputError, PluginError
 from tao_ros.hookspecs import Param, hookimpl
@@ -62,6 +63,17 @@ def yolo_layers(model, layer: int, weights: str):
     return layers[:layer + 1]
 
 
+def load_backbone(weights: str, architecture: str, layer: int, trust_checkpoint: bool, device: str):
+    """The backbone's layers 0..``layer`` of ``weights`` (MobileNetV2 or an ultralytics YOLO), on
+    ``device``, for inference."""
+    if architecture == MOBILENET:
+        backbone = mobilenet_layers(weights, layer)
+    else:
+        model = load_yolo(weights, architecture, trust_checkpoint, device, ("detect", "pose", "segment"))
+        backbone = yolo_layers(model, layer, weights)
+    return backbone.to(device).eval()
+
+
 class AppearanceFeature(TrackAveragedFeature):
     """What an object looks like: a pretrained backbone's features inside its box, on the principal
     components of normal objects' (see the module docstring)."""
@@ -96,13 +108,10 @@ class AppearanceFeature(TrackAveragedFeature):
         self.columns = tuple(f"component_{i}" for i in range(params["components"]))
         self.imagenet = params["architecture"] == MOBILENET
         layer = params["layer"] if params["layer"] >= 0 else SIXTEENTH_LAYER[MOBILENET if self.imagenet else "yolo"]
-        if self.imagenet:
-            backbone = mobilenet_layers(params["weights"], layer)
-        else:
-            model = load_yolo(params["weights"], params["architecture"], params["trust_checkpoint"], params["device"],
-                              ("detect", "pose", "segment"))
-            backbone = yolo_layers(model, layer, params["weights"])
-        self.backbone = backbone.to(params["device"]).eval()
+        # one backbone for every camera of the process (builtin/shared_models.py)
+        self.shared = shared_model(load_backbone, params["weights"], params["architecture"], layer,
+                                   params["trust_checkpoint"], params["device"])
+        self.backbone = self.shared.model
         self.samples = Reservoir(params["max_samples"], params["seed"])
         self.mean: np.ndarray | None = None
         self.axes: np.ndarray | None = None  # [components, C]
@@ -123,7 +132,8 @@ class AppearanceFeature(TrackAveragedFeature):
             image = ((image - IMAGENET_MEAN) / IMAGENET_STD).astype(np.float32)
         device = self.p["device"]
         with torch.inference_mode():
-            features = self.backbone(torch.from_numpy(image).to(device).permute(2, 0, 1)[None])
+            with self.shared.lock:
+                features = self.backbone(torch.from_numpy(image).to(device).permute(2, 0, 1)[None])
             to_input = np.tile([size[0] / width, size[1] / height], 2)
             boxes = torch.from_numpy(detections.xyxy * to_input).float().to(device)
             pooled = roi_align(features.float(), [boxes], output_size=2, spatial_scale=features.shape[-1] / size[0],

@@ -24,6 +24,7 @@ import numpy as np
 
 from tao_ros.builtin.motion import MotionDetector
 from tao_ros.builtin.ultralytics_models import predict_boxes
+from tao_ros.builtin.shared_models import shared_model
 from tao_ros.builtin.weights import load_yolo
 from tao_ros.core.geometry import clip_boxes
 from tao_ros.core.tracking import BoxTracker, LabelVotes
@@ -130,8 +131,10 @@ class OpenSetDetector:
     def __init__(self, **params):
         self.p = params
         self.motion = MotionDetector(**{k: params[k] for k in MotionDetector.params})
-        self.model = load_yolo(params["weights"], params["architecture"], params["trust_checkpoint"],
-                               params["device"], ("detect", "pose", "segment"), params["threads"])
+        # one model for every camera of the process (builtin/shared_models.py)
+        self.shared = shared_model(load_yolo, params["weights"], params["architecture"], params["trust_checkpoint"],
+                                   params["device"], ("detect", "pose", "segment"), params["threads"])
+        self.model = self.shared.model
         self.tracker = BoxTracker(params["match_iou"], params["max_missed"], params["max_hidden"])
         self.labels = LabelVotes()
         self.reset()
@@ -157,8 +160,9 @@ class OpenSetDetector:
             # an object carried out of the frame has left it: its clipped box has no area
             inside = (moved[:, 2] > moved[:, 0]) & (moved[:, 3] > moved[:, 1])
             return Detections(moved[inside], last.confidence[kept][inside], last.labels[kept][inside])
-        found = predict_boxes(self.model, context.image, self.p["confidence"], self.p["image_size"],
-                              self.p["device"])
+        with self.shared.lock:
+            found = predict_boxes(self.model, context.image, self.p["confidence"], self.p["image_size"],
+                                  self.p["device"])
         moving = moving_pixels(found.xyxy, foreground)
         if not self.p["keep_still"]:
             moves = moving >= self.p["min_area"] * foreground.size

@@ -13,6 +13,7 @@ import numpy as np
 
 from tao_ros.builtin.pose import BlazePose
 from tao_ros.builtin.segmenters import ForegroundSegmenter
+from tao_ros.builtin.shared_models import shared_model
 from tao_ros.builtin.weights import require_file, require_runtime
 from tao_ros.hookspecs import Param, hookimpl
 from tao_ros.types import FrameContext, MaskCrop
@@ -41,17 +42,20 @@ class PersonSegmenter(ForegroundSegmenter):
         super().__init__(**params)
         path = require_file(weights)
         require_runtime(path)
-        self.model = BlazePose(str(path), threads, pose_margin)
+        self.shared = shared_model(BlazePose, str(path), threads, pose_margin)  # the pose feature's, where alike
+        self.model = self.shared.model
         self.labels, self.min_height = labels, min_height
-        self.model.masks(np.zeros((64, 64, 3), np.uint8), np.array([[8.0, 8.0, 56.0, 56.0]]))  # fails now if it cannot
+        with self.shared.lock:  # fails now if it cannot
+            self.model.masks(np.zeros((64, 64, 3), np.uint8), np.array([[8.0, 8.0, 56.0, 56.0]]))
 
     def masks(self, context: FrameContext, ids: list[int], boxes: np.ndarray) -> dict[int, MaskCrop]:
         """BlazePose's masks of the people tall enough (those the pose feature ran the same model file on
         this frame from its inference, the others in one batched call), the foreground mask of the rest."""
         people = np.array([self.objects.objects[i].label in self.labels for i in ids], dtype=bool) \
             & (boxes[:, 3] - boxes[:, 1] >= self.min_height)
-        masks = dict(zip(np.array(ids, dtype=np.int64)[people].tolist(),
-                         self.model.masks(context.image, boxes[people], context.cache)))
+        with self.shared.lock:
+            found = self.model.masks(context.image, boxes[people], context.cache)
+        masks = dict(zip(np.array(ids, dtype=np.int64)[people].tolist(), found))
         for object_id, box, person in zip(ids, boxes, people):
             if not person:
                 masks[object_id] = self.segment(context, box)

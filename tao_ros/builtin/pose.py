@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from tao_ros.builtin.features import TrackAveragedFeature
+from tao_ros.builtin.shared_models import shared_model
 from tao_ros.builtin.weights import exported_metadata, load_yolo, require_file, require_runtime
 from tao_ros.core.geometry import covered_share, iou_matrix
 from tao_ros.errors import PluginError
@@ -222,15 +223,18 @@ class PoseFeature(TrackAveragedFeature):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.blazepose = self.model = None
+        self.blazepose = self.model = self.shared = None
         weights = params["weights"]
+        # one model for every camera of the process, and for the person segmenter (builtin/shared_models.py)
         if weights.endswith(".tflite") and exported_metadata(require_file(weights)).get("task") is None:
             path = require_file(weights)  # no ultralytics metadata: a BlazePose landmark model
             require_runtime(path)
-            self.blazepose = BlazePose(str(path), params["threads"], params["margin"])
+            self.shared = shared_model(BlazePose, str(path), params["threads"], params["margin"])
+            self.blazepose = self.shared.model
         elif weights:
-            self.model = load_yolo(weights, params["architecture"], params["trust_checkpoint"], params["device"],
-                                   ("pose",))
+            self.shared = shared_model(load_yolo, weights, params["architecture"], params["trust_checkpoint"],
+                                       params["device"], ("pose",))
+            self.model = self.shared.model
 
     def _keypoints(self, context: FrameContext, detections: Detections) -> np.ndarray:
         """[N, 17, 3] keypoints per detection in frame pixels, NaN where there is no pose."""
@@ -241,11 +245,13 @@ class PoseFeature(TrackAveragedFeature):
         if not wanted.any():
             return keypoints
         if self.blazepose is not None:
-            found, present = self.blazepose.keypoints(context.image, detections.xyxy[wanted], context.cache)
+            with self.shared.lock:
+                found, present = self.blazepose.keypoints(context.image, detections.xyxy[wanted], context.cache)
             found[present < self.p["min_presence"]] = np.nan
             keypoints[wanted] = found
         elif self.model is not None:
-            result = self.model.predict(context.image, device=self.p["device"], verbose=False)[0]
+            with self.shared.lock:
+                result = self.model.predict(context.image, device=self.p["device"], verbose=False)[0]
             if result.keypoints is not None and len(result.boxes):
                 iou = iou_matrix(detections.xyxy, result.boxes.xyxy.cpu().numpy())
                 best = iou.argmax(axis=1)

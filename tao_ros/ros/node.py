@@ -219,21 +219,31 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def main(args=None) -> None:
-    # Ctrl-C and SIGTERM end the spin here rather than in rclpy's handler, which would invalidate the
-    # ROS context under the worker thread: the worker stops first, then the context goes.
+def init(args=None) -> None:
+    """rclpy.init with Ctrl-C and SIGTERM ending the spin here rather than in rclpy's handler, which
+    would invalidate the ROS context under the worker threads: the workers stop first, then the context."""
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
-    node = AnomalyNode()
+
+
+def spin(nodes: list[AnomalyNode]) -> None:
+    """Spin ``nodes`` in one executor until interrupted; then stop each one's worker and destroy it."""
     executor = MultiThreadedExecutor()
-    executor.add_node(node)
+    for node in nodes:
+        executor.add_node(node)
     try:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node.stop()
-        node.destroy_node()
+        for node in nodes:
+            node.stop()
+            node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+
+
+def main(args=None) -> None:
+    init(args)
+    spin([AnomalyNode()])

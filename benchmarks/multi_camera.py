@@ -1,0 +1,184 @@
+"""Many cameras on one machine: all in one process (one instance of each neural model, shared)
+against one process per camera.
+
+    python benchmarks/multi_camera.py [--cameras 1 2 4] [--profile weight-free --profile pretrained]
+        [--seconds 40] [--weights ../shared/weights] [--cache /tmp/tao_ros_multi_camera]
+
+Camera i replays the test frames of dev scene i mod 3 (Ped2 and Ped1 at 10 fps, Avenue at 25) in
+real time, as image messages handed to its ``AnomalyEngine`` (what ``anomaly_node`` runs, ROS-free:
+DDS costs alike in both set-ups), whose worker thread takes the newest frame and publishes its
+outputs. Each scene's model is fitted once on its first 300 normal frames (``--cache``). Every
+set-up runs in fresh processes, so that memory is theirs alone.
+
+Prints per set-up: processed frames per second per camera (mean, and the lowest camera's: under
+load every camera must get its share), in total, frames dropped for a newer one (share of those
+received), latency from a frame's arrival to its outputs (p50 / p95), and the resident memory of
+the process(es) at the end (sum over processes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from object_stage import PROFILES, SCENES, SHARED, scene_frames, weight_overrides
+
+from tao_ros.config import load_config
+from tao_ros.core.pipeline import AnomalyPipeline
+
+ORDER = ["ped2", "avenue", "ped1"]
+FPS = {"ped2": 10.0, "avenue": 25.0, "ped1": 10.0}
+FIT_FRAMES = 300
+
+
+def config_overrides(profile: str, weights: Path) -> dict:
+    return weight_overrides(weights, False) if profile == "pretrained" else {}
+
+
+def fitted_model(cache: Path, scene: str, profile: str, weights: Path) -> Path:
+    """The scene's model of ``profile`` fitted on its first 300 normal frames, kept in ``cache``."""
+    path = cache / f"{scene}-{profile}.npz"
+    if not path.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        training, _ = scene_frames(SCENES[scene], FIT_FRAMES, 0)
+        pipeline = AnomalyPipeline(load_config(PROFILES[profile], config_overrides(profile, weights)))
+        pipeline.fit(training)
+        pipeline.save(path)
+    return path
+
+
+def resident_mb() -> float:
+    """This process's resident memory now, MB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def serve(cameras: list[int], profile: str, weights: Path, cache: Path, seconds: float) -> dict:
+    """Run ``cameras`` (indices) in this process for ``seconds`` -> per camera processed, received,
+    dropped and latencies, and the process's resident memory."""
+    import cv2
+
+    from tao_ros.io.messages import MessageTypes, make_header, numpy_to_image
+    from tao_ros.ros.engine import AnomalyEngine
+    from tao_ros.ros.handoff import InputFrame
+    from tao_ros.ros.msgdefs import typestore
+
+    cv2.setNumThreads(1)
+    types = MessageTypes.from_typestore(typestore("jazzy"))
+    scenes = [ORDER[i % len(ORDER)] for i in cameras]
+    engines = [AnomalyEngine(load_config(PROFILES[profile], {**config_overrides(profile, weights),
+                                                              "model_path": str(cache / f"{s}-{profile}.npz")}),
+                             node_name=f"/camera{i}/anomaly_node") for i, s in zip(cameras, scenes)]
+    latencies = [[] for _ in engines]
+    running, started = threading.Event(), threading.Event()
+    running.set()
+
+    def feed(k: int) -> None:  # a camera: the scene's test frames in real time, stamped with their send time
+        paths = sorted(p for clip in sorted((SCENES[scenes[k]] / "testing" / "frames").iterdir()) if clip.is_dir()
+                       for p in sorted(clip.iterdir()))
+        period, n = 1.0 / FPS[scenes[k]], 0
+        started.wait()
+        start = time.monotonic()
+        while running.is_set():
+            image = cv2.imread(str(paths[n % len(paths)]))
+            stamp = time.monotonic_ns()
+            engines[k].submit(InputFrame(numpy_to_image(types, make_header(types, stamp, "cam"), image, "bgr8")))
+            n += 1
+            time.sleep(max(0.0, start + n * period - time.monotonic()))
+
+    def work(k: int) -> None:  # the camera's worker thread, as anomaly_node runs it
+        def publish(outputs) -> None:
+            engines[k].messages(outputs, types)
+            stamp = outputs.header.stamp.sec * 10**9 + outputs.header.stamp.nanosec
+            latencies[k].append((time.monotonic_ns() - stamp) / 1e6)
+
+        started.wait()
+        while running.is_set():
+            engines[k].step(timeout=0.1, publish=publish)
+
+    threads = [threading.Thread(target=f, args=(k,), daemon=True) for k in range(len(engines)) for f in (feed, work)]
+    for thread in threads:
+        thread.start()
+    warm_up = 5.0  # first calls allocate; counted from here on
+    started.set()
+    time.sleep(warm_up)
+    counts0 = [(e.counts["processed"], e.counts["received"], e.counts["dropped_stale"]) for e in engines]
+    for lat in latencies:
+        lat.clear()
+    time.sleep(seconds)
+    running.clear()
+    counts1 = [(e.counts["processed"], e.counts["received"], e.counts["dropped_stale"]) for e in engines]
+    memory = resident_mb()
+    for thread in threads:
+        thread.join(5)
+    return {"cameras": [{"processed": c1[0] - c0[0], "received": c1[1] - c0[1], "dropped": c1[2] - c0[2],
+                         "latency_ms": lat} for c0, c1, lat in zip(counts0, counts1, latencies)],
+            "memory_mb": memory, "seconds": seconds}
+
+
+def run_set_up(cameras: int, processes: int, profile: str, args) -> dict:
+    """``cameras`` cameras in ``processes`` processes (1 or one per camera), started together."""
+    groups = np.array_split(np.arange(cameras), processes)
+    children = [subprocess.Popen([sys.executable, __file__, "--serve", ",".join(map(str, g)), "--profile", profile,
+                                  "--seconds", str(args.seconds), "--weights", str(args.weights),
+                                  "--cache", str(args.cache)], stdout=subprocess.PIPE, text=True)
+                for g in groups]
+    results = []
+    for child in children:
+        out, _ = child.communicate()
+        if child.returncode:
+            raise SystemExit(f"a serving process failed ({child.returncode})")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    per_camera = [c for r in results for c in r["cameras"]]
+    fps = np.array([c["processed"] / args.seconds for c in per_camera])
+    latency = np.concatenate([c["latency_ms"] for c in per_camera]) if per_camera else np.zeros(0)
+    received = sum(c["received"] for c in per_camera)
+    return {"fps_mean": fps.mean(), "fps_min": fps.min(), "fps_total": fps.sum(),
+            "dropped": sum(c["dropped"] for c in per_camera) / max(received, 1),
+            "p50": np.percentile(latency, 50) if len(latency) else float("nan"),
+            "p95": np.percentile(latency, 95) if len(latency) else float("nan"),
+            "memory_mb": sum(r["memory_mb"] for r in results)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 4], help="numbers of cameras to serve")
+    parser.add_argument("--profile", action="append", choices=sorted(PROFILES), default=None,
+                        help="profile(s); default both (the pretrained one only with --weights)")
+    parser.add_argument("--seconds", type=float, default=40.0, help="measured seconds per set-up (after 5 s warm-up)")
+    parser.add_argument("--weights", type=Path, default=SHARED / "weights", help="folder of the pretrained models")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/tao_ros_multi_camera"), help="fitted models")
+    parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)  # a child: serve these camera indices
+    args = parser.parse_args()
+    profiles = args.profile or [p for p in PROFILES if p != "pretrained" or args.weights.is_dir()]
+    if args.serve is not None:
+        cameras = [int(i) for i in args.serve.split(",")]
+        print(json.dumps(serve(cameras, profiles[0], args.weights, args.cache, args.seconds)))
+        return
+    for profile in profiles:
+        for scene in ORDER:
+            fitted_model(args.cache, scene, profile, args.weights)
+    print(f"{args.seconds:.0f} s per set-up on this machine; cameras replay Ped2, Avenue, Ped1, Ped2 (10 / 25 / 10 "
+          "/ 10 fps)\n")
+    print(f"{'profile':<13}{'cameras':>8}  {'set-up':<14}{'fps/camera':>11}{'lowest':>8}{'total fps':>10}"
+          f"{'dropped':>9}{'p50 ms':>8}{'p95 ms':>8}{'memory MB':>11}")
+    for profile in profiles:
+        for cameras in args.cameras:
+            for processes, name in [(1, "one process")] + ([(cameras, "a process each")] if cameras > 1 else []):
+                r = run_set_up(cameras, processes, profile, args)
+                print(f"{profile:<13}{cameras:>8}  {name:<14}{r['fps_mean']:>11.1f}{r['fps_min']:>8.1f}"
+                      f"{r['fps_total']:>10.1f}{r['dropped']:>9.0%}{r['p50']:>8.0f}{r['p95']:>8.0f}"
+                      f"{r['memory_mb']:>11.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
