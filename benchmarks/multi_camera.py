@@ -2,7 +2,7 @@
 against one process per camera.
 
     python benchmarks/multi_camera.py [--cameras 1 2 4] [--profile weight-free --profile pretrained]
-        [--seconds 40] [--weights ../shared/weights] [--cache /tmp/tao_ros_multi_camera]
+        [--seconds 30] [--repeats 3] [--weights ../shared/weights] [--cache /tmp/tao_ros_multi_camera]
 
 Camera i replays the test frames of dev scene i mod 3 (Ped2 and Ped1 at 10 fps, Avenue at 25) in
 real time, as image messages handed to its ``AnomalyEngine`` (what ``anomaly_node`` runs, ROS-free:
@@ -10,10 +10,12 @@ DDS costs alike in both set-ups), whose worker thread takes the newest frame and
 outputs. Each scene's model is fitted once on its first 300 normal frames (``--cache``). Every
 set-up runs in fresh processes, so that memory is theirs alone.
 
-Prints per set-up: processed frames per second per camera (mean, and the lowest camera's: under
-load every camera must get its share), in total, frames dropped for a newer one (share of those
-received), latency from a frame's arrival to its outputs (p50 / p95), and the resident memory of
-the process(es) at the end (sum over processes).
+Prints per set-up, the median of ``--repeats`` runs that alternate between the set-ups (this
+machine's speed drifts by up to a fifth between minutes): processed frames per second per camera
+(mean, and the lowest camera's: under load every camera must get its share), in total (and its
+range over the runs), frames dropped for a newer one (share of those received), latency from a
+frame's arrival to its outputs (p50 / p95), and the resident memory of the process(es) at the end
+(sum over processes).
 """
 
 from __future__ import annotations
@@ -154,7 +156,8 @@ def main() -> None:
     parser.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 4], help="numbers of cameras to serve")
     parser.add_argument("--profile", action="append", choices=sorted(PROFILES), default=None,
                         help="profile(s); default both (the pretrained one only with --weights)")
-    parser.add_argument("--seconds", type=float, default=40.0, help="measured seconds per set-up (after 5 s warm-up)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds per set-up (after 5 s warm-up)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each set-up, alternating; medians printed")
     parser.add_argument("--weights", type=Path, default=SHARED / "weights", help="folder of the pretrained models")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/tao_ros_multi_camera"), help="fitted models")
     parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)  # a child: serve these camera indices
@@ -170,14 +173,20 @@ def main() -> None:
     print(f"{args.seconds:.0f} s per set-up on this machine; cameras replay Ped2, Avenue, Ped1, Ped2 (10 / 25 / 10 "
           "/ 10 fps)\n")
     print(f"{'profile':<13}{'cameras':>8}  {'set-up':<14}{'fps/camera':>11}{'lowest':>8}{'total fps':>10}"
-          f"{'dropped':>9}{'p50 ms':>8}{'p95 ms':>8}{'memory MB':>11}")
+          f"{'dropped':>9}{'p50 ms':>8}{'p95 ms':>8}{'memory MB':>11}   total fps over the runs")
     for profile in profiles:
         for cameras in args.cameras:
-            for processes, name in [(1, "one process")] + ([(cameras, "a process each")] if cameras > 1 else []):
-                r = run_set_up(cameras, processes, profile, args)
+            set_ups = [(1, "one process")] + ([(cameras, "a process each")] if cameras > 1 else [])
+            runs = {name: [] for _, name in set_ups}
+            for _ in range(args.repeats):  # set-ups alternate: a busy spell of the machine hits both
+                for processes, name in set_ups:
+                    runs[name].append(run_set_up(cameras, processes, profile, args))
+            for _, name in set_ups:
+                r = {key: np.median([run[key] for run in runs[name]]) for key in runs[name][0]}
+                spread = [run["fps_total"] for run in runs[name]]
                 print(f"{profile:<13}{cameras:>8}  {name:<14}{r['fps_mean']:>11.1f}{r['fps_min']:>8.1f}"
                       f"{r['fps_total']:>10.1f}{r['dropped']:>9.0%}{r['p50']:>8.0f}{r['p95']:>8.0f}"
-                      f"{r['memory_mb']:>11.0f}", flush=True)
+                      f"{r['memory_mb']:>11.0f}   {min(spread):.1f}-{max(spread):.1f}", flush=True)
 
 
 if __name__ == "__main__":
