@@ -19,20 +19,18 @@ What each entry starts is in ``tao_ros.launching.camera_nodes`` (``camera_proces
 tested without launch_ros.
 """
 
-import yaml
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from tao_ros.launching import camera_nodes, camera_process, parse
+from tao_ros.launching import camera_nodes, camera_process, parse, read_cameras
 
 
 def start(context, cameras, use_sim_time, one_process):
     path = cameras.perform(context)
-    with open(path) as handle:
-        entries = (yaml.safe_load(handle) or {}).get("cameras")
+    entries = read_cameras(path)
     sim_time = parse(use_sim_time.perform(context), bool)
     nodes = camera_nodes(entries, get_package_share_directory("tao_ros"), sim_time, path)  # checks the entries
     if parse(one_process.perform(context), bool):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 
+import yaml
+
 from tao_ros.io.camera_info import camera_info_beside
 
 ARGUMENTS = {
@@ -95,6 +97,19 @@ def anomaly_node(values: dict[str, str], share: str) -> dict:
             "parameters": [config_file, parameters],
             "remappings": remappings(values["image_topic"], values["depth_topic"], values["camera_info_topic"]),
             "arguments": ["--ros-args", "--log-level", values["log_level"]]}
+
+
+def read_cameras(path: str) -> list:
+    """The ``cameras:`` list of a cameras YAML (``config/cameras.example.yaml``); ValueError naming
+    the file when it cannot be read or holds no such list (``camera_nodes`` checks the entries)."""
+    try:
+        with open(path) as handle:
+            document = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read the cameras file ({exc})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("cameras"), list):
+        raise ValueError(f"{path}: expected a 'cameras:' list with one entry per camera")
+    return document["cameras"]
 
 
 def camera_nodes(entries, share: str, use_sim_time: bool, source: str = "cameras") -> list[dict]:

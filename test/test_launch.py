@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from tao_ros.config import OPTIONS, load_config
-from tao_ros.launching import ARGUMENTS, OVERRIDES, PROFILES, anomaly_node, camera_nodes, camera_process, node_arguments
+from tao_ros.launching import (ARGUMENTS, OVERRIDES, PROFILES, anomaly_node, camera_nodes, camera_process,
+                               node_arguments, read_cameras)
 from tao_ros.plugins import PluginRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,6 +80,19 @@ def test_multi_camera_nodes_one_namespace_each_with_sim_time_and_entries_checked
         camera_nodes([{"name": "a", "image_topic": "/x"}] * 2, "/s", False)
     with pytest.raises(ValueError, match=r"camera 0: needs 'name' and 'image_topic'.*unknown \['topic'\]"):
         camera_nodes([{"name": "a", "topic": "/x"}], "/s", False)
+
+
+def test_a_cameras_file_without_a_list_of_cameras_is_refused_naming_it(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("cameras:\n  - {name: front, image_topic: /f}\n")
+    assert read_cameras(str(good)) == [{"name": "front", "image_topic": "/f"}]
+    for name, text in (("list.yaml", "- {name: front}\n"), ("empty.yaml", ""), ("other.yaml", "cameras: front\n"),
+                       ("broken.yaml", "cameras: [\n")):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=name):
+            read_cameras(str(tmp_path / name))
+    with pytest.raises(ValueError, match="missing.yaml: cannot read"):
+        read_cameras(str(tmp_path / "missing.yaml"))
 
 
 def test_one_process_serves_every_camera_with_the_arguments_a_node_process_would_get():

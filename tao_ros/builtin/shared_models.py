@@ -51,7 +51,6 @@ class SharedModel:
     """One loaded model and the lock its calls take (``with shared.lock: shared.model(...)``)."""
 
     model: Any
-    key: tuple
     lock: FairLock = field(default_factory=FairLock)
 
 
@@ -76,6 +75,6 @@ def shared_model(load: Callable[..., Any], weights: str, *arguments: Hashable) -
     with _loading:  # two cameras configuring at once load a model once
         entry = _loaded.get(key)
         if entry is None:
-            entry = SharedModel(load(weights, *arguments), key)
+            entry = SharedModel(load(weights, *arguments))
             _loaded[key] = entry
     return entry

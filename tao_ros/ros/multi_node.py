@@ -18,11 +18,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
 from rclpy.utilities import remove_ros_args
 
 from tao_ros.config import DEFAULT_CONFIG_PATH
-from tao_ros.launching import camera_nodes, node_arguments
+from tao_ros.launching import camera_nodes, node_arguments, read_cameras
 from tao_ros.ros.node import AnomalyNode, init, spin
 
 
@@ -39,11 +38,7 @@ def package_share() -> str:
 def camera_settings(cameras_file: Path, use_sim_time: bool) -> list[dict]:
     """The cameras YAML -> per camera the node keyword arguments ``camera_nodes`` gives (ValueError
     naming the file and entry for a bad one)."""
-    try:
-        entries = (yaml.safe_load(cameras_file.read_text()) or {}).get("cameras")
-    except (OSError, yaml.YAMLError, AttributeError) as exc:
-        raise ValueError(f"{cameras_file}: cannot read a 'cameras:' list ({exc})") from None
-    return camera_nodes(entries, package_share(), use_sim_time, str(cameras_file))
+    return camera_nodes(read_cameras(str(cameras_file)), package_share(), use_sim_time, str(cameras_file))
 
 
 def main(args=None) -> None:
