@@ -193,6 +193,25 @@ def test_pixels_shared_with_another_box_are_left_out_while_enough_remain():
     assert kept.sum() == 15 * 20
 
 
+
+def test_only_boxes_reaching_into_an_object_take_pixels_from_it(rng):
+    """Boxes beside, above or touching an object's edge take nothing; one over its corner takes its
+    overlap, clipped to the object's box; the frame's objects' pixels are computed once per frame."""
+    from tao_ros.builtin.features import object_pixels, objects_pixels
+
+    gray = np.zeros((40, 60), np.uint8)
+    context = FrameContext(0, np.dstack([gray] * 3), gray, foreground=np.ones((40, 60), bool))
+    own = np.array([20.0, 10, 30, 20])
+    apart = np.array([[0.0, 0, 20, 40], [30, 0, 60, 40], [20, 0, 30, 10], [20, 20, 30, 40]])  # touching edges
+    corner = np.array([[25.0, 15, 50, 50]])
+    _, _, untouched = object_pixels(context, own, min_pixels=1, others=apart)
+    _, _, cut = object_pixels(context, own, min_pixels=1, others=np.vstack([apart, corner]))
+    assert untouched.all() and untouched.shape == (10, 10)
+    assert cut.sum() == 100 - 5 * 5 and not cut[5:, 5:].any()
+    detections = Detections(np.vstack([own, corner]))
+    first = objects_pixels(context, detections, 1)
+    assert objects_pixels(context, detections, 1) is first and first[0][3].sum() == 75
+
 def test_a_warm_up_longer_than_the_averaging_window_is_refused():
     from tao_ros.errors import ConfigError
 

@@ -79,19 +79,28 @@ def object_pixels(context: FrameContext, box: np.ndarray, min_pixels: int, other
     if context.foreground is not None and context.foreground[rows, cols].sum() >= min_pixels:
         pixels = context.foreground[rows, cols].copy()
     if others is not None and len(others):
-        own = pixels.copy()
-        for ox1, oy1, ox2, oy2 in others.astype(int):
-            own[max(oy1 - y1, 0):max(oy2 - y1, 0), max(ox1 - x1, 0):max(ox2 - x1, 0)] = False
-        if own.sum() >= min_pixels:
-            pixels = own
+        others = others.astype(int)
+        # only the boxes reaching into this one: on a crowded frame most do not, and this runs for
+        # every pair of objects
+        overlapping = others[(others[:, 0] < x2) & (others[:, 2] > x1) & (others[:, 1] < y2) & (others[:, 3] > y1)]
+        if len(overlapping):
+            own = pixels.copy()
+            for ox1, oy1, ox2, oy2 in (overlapping - [x1, y1, x1, y1]).clip(0).tolist():
+                own[oy1:oy2, ox1:ox2] = False
+            if own.sum() >= min_pixels:
+                pixels = own
     return rows, cols, pixels
 
 
-def objects_pixels(context: FrameContext, detections: Detections, min_pixels: int):
+def objects_pixels(context: FrameContext, detections: Detections, min_pixels: int
+                   ) -> list[tuple[int, slice, slice, np.ndarray]]:
     """For each detection: (index, rows, cols, [h, w] bool own pixels), as ``object_pixels`` gives them
-    with the frame's other boxes left out."""
-    for i, box in enumerate(detections.xyxy):
-        yield (i, *object_pixels(context, box, min_pixels, np.delete(detections.xyxy, i, axis=0)))
+    with the frame's other boxes left out; kept in the frame's cache for the other flow features."""
+    key = ("objects_pixels", min_pixels, detections.xyxy.tobytes())
+    if key not in context.cache:
+        context.cache[key] = [(i, *object_pixels(context, box, min_pixels, np.delete(detections.xyxy, i, axis=0)))
+                              for i, box in enumerate(detections.xyxy)]
+    return context.cache[key]
 
 
 def track_average_params(window: int, what: str) -> dict[str, Param]:
@@ -262,13 +271,14 @@ class VelocityFeature(TrackAveragedFeature):
         flow = dense_flow(context, self.p["preset"])
         if flow is None:
             return histograms
-        magnitude = np.hypot(flow[..., 0], flow[..., 1])
-        # bins centred on the image axes (bin 4: rightwards), where walkways and corridors mostly run
-        direction = ((np.arctan2(flow[..., 1], flow[..., 0]) + np.pi) / (2 * np.pi) * bins + 0.5).astype(int) % bins
         for i, rows, cols, pixels in objects_pixels(context, detections, self.p["min_pixels"]):
-            weights = magnitude[rows, cols][pixels]
-            if len(weights):
-                histograms[i] = np.bincount(direction[rows, cols][pixels], weights, minlength=bins) / len(weights)
+            vectors = flow[rows, cols][pixels]  # the objects' pixels only: most of a frame is background
+            if len(vectors):
+                weights = np.hypot(vectors[:, 0], vectors[:, 1])
+                # bins centred on the image axes (bin 4: rightwards), where walkways and corridors mostly run
+                direction = ((np.arctan2(vectors[:, 1], vectors[:, 0]) + np.pi) / (2 * np.pi) * bins + 0.5
+                             ).astype(int) % bins
+                histograms[i] = np.bincount(direction, weights, minlength=bins) / len(weights)
         return self.history.smooth(detections.ids, histograms)
 
 

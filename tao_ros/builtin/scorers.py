@@ -1,4 +1,5 @@
-"""Density models of normal feature vectors (scikit-learn): kNN distance and Mahalanobis distance."""
+"""Density models of normal feature vectors: kNN distance (scipy, scikit-learn) and Mahalanobis distance
+(scikit-learn)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,38 @@ def check_features(features: np.ndarray, minimum: int) -> np.ndarray:
     return features
 
 
+class NeighbourIndex:
+    """Exact Euclidean nearest neighbours of queries among [N, D] ``train``.
+
+    Up to ``KD_TREE_DIMENSIONS`` dimensions a scipy KD-tree, else scikit-learn's brute force, the
+    choice scikit-learn's own ``algorithm='auto'`` makes (a KD-tree prunes little in more dimensions).
+    scipy's tree rather than scikit-learn's ``NearestNeighbors``: the node queries a frame's few objects
+    once per feature per frame, where ``NearestNeighbors``' per-call input checks and job dispatch cost
+    5-15x the search itself and hold the interpreter lock that other cameras in the process wait for
+    (scipy searches without it).
+    """
+
+    KD_TREE_DIMENSIONS = 15
+
+    def __init__(self, train: np.ndarray):
+        self.size = len(train)
+        if train.shape[1] <= self.KD_TREE_DIMENSIONS:
+            from scipy.spatial import KDTree
+
+            self.tree, self.brute = KDTree(train), None
+        else:
+            from sklearn.neighbors import NearestNeighbors
+
+            self.tree, self.brute = None, NearestNeighbors(algorithm="brute").fit(train)
+
+    def distances(self, query: np.ndarray, k: int) -> np.ndarray:
+        """[M, D] queries -> [M, min(k, N)] distances to their nearest training samples, nearest first."""
+        k = min(k, self.size)
+        if self.tree is not None:
+            return self.tree.query(query, k=list(range(1, k + 1)))[0]
+        return self.brute.kneighbors(query, n_neighbors=k)[0]
+
+
 class KnnScorer:
     """Mean Euclidean distance to the k nearest normal samples, on per-dimension scaled features."""
 
@@ -54,23 +87,17 @@ class KnnScorer:
         self.scale = None
         self.index = None
 
-    def _distances(self, train: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
-        from sklearn.neighbors import NearestNeighbors
-
-        k = min(k, len(train))
-        return NearestNeighbors(n_neighbors=k).fit(train).kneighbors(query)[0]
-
     def fit(self, features, groups):
         features = check_features(features, self.k + 2)
         mean, std = features.mean(axis=0), features.std(axis=0)
         self.scale = np.stack([mean, np.where(std > 1e-12, std, 1.0)])
         scaled = (features - mean) / self.scale[1]
         self.load_state({"scale": self.scale, "train": scaled})
-        held_out = held_out_scores(lambda tr, q: self._distances(tr, q, self.k).mean(axis=1), scaled, groups,
-                                   self.k)
+        held_out = held_out_scores(lambda tr, q: NeighbourIndex(tr).distances(q, self.k).mean(axis=1), scaled,
+                                   groups, self.k)
         if held_out is not None:
             return held_out
-        return self.index.kneighbors(scaled, n_neighbors=self.k + 1)[0][:, 1:].mean(axis=1)  # drop self
+        return self.index.distances(scaled, self.k + 1)[:, 1:].mean(axis=1)  # drop self
 
     def score(self, features):
         if self.index is None:
@@ -78,17 +105,15 @@ class KnnScorer:
         features = np.asarray(features, dtype=np.float64).reshape(-1, self.scale.shape[1])
         if len(features) == 0:
             return np.zeros(0)
-        return self.index.kneighbors((features - self.scale[0]) / self.scale[1])[0].mean(axis=1)
+        return self.index.distances((features - self.scale[0]) / self.scale[1], self.k).mean(axis=1)
 
     def state(self):
         return {"scale": self.scale, "train": self.train}
 
     def load_state(self, state):
-        from sklearn.neighbors import NearestNeighbors
-
         self.scale = np.asarray(state["scale"], dtype=np.float64)
         self.train = np.asarray(state["train"], dtype=np.float64)
-        self.index = NearestNeighbors(n_neighbors=min(self.k, len(self.train))).fit(self.train)
+        self.index = NeighbourIndex(self.train)
 
 
 class MahalanobisScorer:

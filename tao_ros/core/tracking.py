@@ -35,15 +35,18 @@ class TrackHistory:
         """Append [N, D] ``values`` (NaN rows: no measurement this frame) to their tracks; return
         [N, D] means of each track's measurements in its window."""
         out = values.copy()
-        for i, track_id in enumerate(ids):
+        finite = np.isfinite(values).all(axis=1).tolist()
+        for i, track_id in enumerate(np.asarray(ids).tolist()):
             if track_id < 0:
                 continue
-            history = self.values.pop(int(track_id), None) or deque(maxlen=self.window)
-            if self.expire or np.all(np.isfinite(values[i])):
-                history.append(values[i])
-            self.values[int(track_id)] = history  # re-insert: dict order = least recently seen first
-            measured = [row for row in history if np.all(np.isfinite(row))]
-            out[i] = np.mean(measured, axis=0) if len(measured) >= self.min_samples else np.nan
+            history = self.values.pop(track_id, None) or deque(maxlen=self.window)
+            if self.expire or finite[i]:
+                history.append(values[i] if finite[i] else None)  # None: a frame without a measurement
+            self.values[track_id] = history  # re-insert: dict order = least recently seen first
+            measured = [row for row in history if row is not None]
+            # the rows added one by one, as np.mean adds them along axis 0, without stacking them:
+            # this runs for every object of every track-averaged feature on every frame
+            out[i] = sum(measured) / len(measured) if len(measured) >= self.min_samples else np.nan
         while len(self.values) > self.max_tracks:  # bounded memory on endless streams
             self.values.pop(next(iter(self.values)))
         return out
