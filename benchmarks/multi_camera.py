@@ -2,10 +2,11 @@
 against one process per camera.
 
     python benchmarks/multi_camera.py [--cameras 1 2 4] [--profile weight-free --profile pretrained]
-        [--seconds 30] [--repeats 3] [--weights ../shared/weights] [--cache /tmp/tao_ros_multi_camera]
+        [--seconds 30] [--repeats 3] [--scenes ped2 avenue ped1] [--weights ../shared/weights]
+        [--cache /tmp/tao_ros_multi_camera]
 
-Camera i replays the test frames of dev scene i mod 3 (Ped2 and Ped1 at 10 fps, Avenue at 25) in
-real time, as image messages handed to its ``AnomalyEngine`` (what ``anomaly_node`` runs, ROS-free:
+Camera i replays the test frames of dev scene i mod 3 of ``--scenes`` (Ped2 and Ped1 at 10 fps,
+Avenue at 25) in real time, as image messages handed to its ``AnomalyEngine`` (what ``anomaly_node`` runs, ROS-free:
 DDS costs alike in both set-ups), whose worker thread takes the newest frame and publishes its
 outputs. Each scene's model is fitted once on its first 300 normal frames (``--cache``). Every
 set-up runs in fresh processes, so that memory is theirs alone.
@@ -14,8 +15,12 @@ Prints per set-up, the median of ``--repeats`` runs that alternate between the s
 machine's speed drifts by up to a fifth between minutes): processed frames per second per camera
 (mean, and the lowest camera's: under load every camera must get its share), in total (and its
 range over the runs), frames dropped for a newer one (share of those received), latency from a
-frame's arrival to its outputs (p50 / p95), and the resident memory of the process(es) at the end
-(sum over processes).
+frame's arrival to its outputs (p50 / p95), the CPU the process(es) used while measured (100% = one
+core) and the frames processed per CPU-second, and the resident memory of the process(es) at the end
+(sum over processes). Under load one process gives every camera the same share of frames (its
+shared models serve the cameras in turn), while separate processes get the same share of CPU time,
+so that a camera with cheaper frames (Ped1's 238x158) gets more of them: with mixed scenes the
+totals compare different mixes of frames; ``--scenes ped2`` compares like with like.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from object_stage import PROFILES, SCENES, SHARED, scene_frames, weight_override
 from tao_ros.config import load_config
 from tao_ros.core.pipeline import AnomalyPipeline
 
-ORDER = ["ped2", "avenue", "ped1"]
+SCENE_ORDER = ["ped2", "avenue", "ped1"]
 FPS = {"ped2": 10.0, "avenue": 25.0, "ped1": 10.0}
 FIT_FRAMES = 300
 
@@ -64,9 +69,10 @@ def resident_mb() -> float:
     return float("nan")
 
 
-def serve(cameras: list[int], profile: str, weights: Path, cache: Path, seconds: float) -> dict:
-    """Run ``cameras`` (indices) in this process for ``seconds`` -> per camera processed, received,
-    dropped and latencies, and the process's resident memory."""
+def serve(cameras: list[int], profile: str, weights: Path, cache: Path, seconds: float, order: list[str]) -> dict:
+    """Run ``cameras`` (indices; camera i replays scene i mod len(order) of ``order``) in this process for
+    ``seconds`` -> per camera processed, received, dropped and latencies, the process's CPU seconds
+    while measured and its resident memory."""
     import cv2
 
     from tao_ros.io.messages import MessageTypes, make_header, numpy_to_image
@@ -76,7 +82,7 @@ def serve(cameras: list[int], profile: str, weights: Path, cache: Path, seconds:
 
     cv2.setNumThreads(1)
     types = MessageTypes.from_typestore(typestore("jazzy"))
-    scenes = [ORDER[i % len(ORDER)] for i in cameras]
+    scenes = [order[i % len(order)] for i in cameras]
     engines = [AnomalyEngine(load_config(PROFILES[profile], {**config_overrides(profile, weights),
                                                               "model_path": str(cache / f"{s}-{profile}.npz")}),
                              node_name=f"/camera{i}/anomaly_node") for i, s in zip(cameras, scenes)]
@@ -116,15 +122,17 @@ def serve(cameras: list[int], profile: str, weights: Path, cache: Path, seconds:
     counts0 = [(e.counts["processed"], e.counts["received"], e.counts["dropped_stale"]) for e in engines]
     for lat in latencies:
         lat.clear()
+    cpu0 = time.process_time()  # all threads of the process, the models' own included
     time.sleep(seconds)
     running.clear()
+    cpu = time.process_time() - cpu0
     counts1 = [(e.counts["processed"], e.counts["received"], e.counts["dropped_stale"]) for e in engines]
     memory = resident_mb()
     for thread in threads:
         thread.join(5)
     return {"cameras": [{"processed": c1[0] - c0[0], "received": c1[1] - c0[1], "dropped": c1[2] - c0[2],
                          "latency_ms": lat} for c0, c1, lat in zip(counts0, counts1, latencies)],
-            "memory_mb": memory, "seconds": seconds}
+            "cpu_seconds": cpu, "memory_mb": memory, "seconds": seconds}
 
 
 def run_set_up(cameras: int, processes: int, profile: str, args) -> dict:
@@ -132,7 +140,8 @@ def run_set_up(cameras: int, processes: int, profile: str, args) -> dict:
     groups = np.array_split(np.arange(cameras), processes)
     children = [subprocess.Popen([sys.executable, __file__, "--serve", ",".join(map(str, g)), "--profile", profile,
                                   "--seconds", str(args.seconds), "--weights", str(args.weights),
-                                  "--cache", str(args.cache)], stdout=subprocess.PIPE, text=True)
+                                  "--cache", str(args.cache), "--scenes", *args.scenes], stdout=subprocess.PIPE,
+                                 text=True)
                 for g in groups]
     results = []
     for child in children:
@@ -144,7 +153,8 @@ def run_set_up(cameras: int, processes: int, profile: str, args) -> dict:
     fps = np.array([c["processed"] / args.seconds for c in per_camera])
     latency = np.concatenate([c["latency_ms"] for c in per_camera]) if per_camera else np.zeros(0)
     received = sum(c["received"] for c in per_camera)
-    return {"fps_mean": fps.mean(), "fps_min": fps.min(), "fps_total": fps.sum(),
+    cpu = sum(r["cpu_seconds"] for r in results)
+    return {"cpu": cpu / args.seconds, "per_cpu_second": fps.sum() * args.seconds / max(cpu, 1e-9), "fps_mean": fps.mean(), "fps_min": fps.min(), "fps_total": fps.sum(),
             "dropped": sum(c["dropped"] for c in per_camera) / max(received, 1),
             "p50": np.percentile(latency, 50) if len(latency) else float("nan"),
             "p95": np.percentile(latency, 95) if len(latency) else float("nan"),
@@ -158,6 +168,8 @@ def main() -> None:
                         help="profile(s); default both (the pretrained one only with --weights)")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds per set-up (after 5 s warm-up)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each set-up, alternating; medians printed")
+    parser.add_argument("--scenes", nargs="+", choices=SCENE_ORDER, default=SCENE_ORDER,
+                        help="scenes the cameras replay in turn (camera i: scene i mod their number)")
     parser.add_argument("--weights", type=Path, default=SHARED / "weights", help="folder of the pretrained models")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/tao_ros_multi_camera"), help="fitted models")
     parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)  # a child: serve these camera indices
@@ -165,15 +177,17 @@ def main() -> None:
     profiles = args.profile or [p for p in PROFILES if p != "pretrained" or args.weights.is_dir()]
     if args.serve is not None:
         cameras = [int(i) for i in args.serve.split(",")]
-        print(json.dumps(serve(cameras, profiles[0], args.weights, args.cache, args.seconds)))
+        print(json.dumps(serve(cameras, profiles[0], args.weights, args.cache, args.seconds, args.scenes)))
         return
     for profile in profiles:
-        for scene in ORDER:
+        for scene in set(args.scenes):
             fitted_model(args.cache, scene, profile, args.weights)
-    print(f"{args.seconds:.0f} s per set-up on this machine; cameras replay Ped2, Avenue, Ped1, Ped2 (10 / 25 / 10 "
-          "/ 10 fps)\n")
+    replayed = [args.scenes[i % len(args.scenes)] for i in range(max(args.cameras))]
+    print(f"{args.seconds:.0f} s per set-up on this machine; cameras replay "
+          f"{', '.join(replayed)} ({' / '.join(f'{FPS[s]:.0f}' for s in replayed)} fps)\n")
     print(f"{'profile':<13}{'cameras':>8}  {'set-up':<14}{'fps/camera':>11}{'lowest':>8}{'total fps':>10}"
-          f"{'dropped':>9}{'p50 ms':>8}{'p95 ms':>8}{'memory MB':>11}   total fps over the runs")
+          f"{'dropped':>9}{'p50 ms':>8}{'p95 ms':>8}{'CPU':>6}{'frames/CPU s':>13}{'memory MB':>11}"
+          "   total fps over the runs")
     for profile in profiles:
         for cameras in args.cameras:
             set_ups = [(1, "one process")] + ([(cameras, "a process each")] if cameras > 1 else [])
@@ -186,7 +200,7 @@ def main() -> None:
                 spread = [run["fps_total"] for run in runs[name]]
                 print(f"{profile:<13}{cameras:>8}  {name:<14}{r['fps_mean']:>11.1f}{r['fps_min']:>8.1f}"
                       f"{r['fps_total']:>10.1f}{r['dropped']:>9.0%}{r['p50']:>8.0f}{r['p95']:>8.0f}"
-                      f"{r['memory_mb']:>11.0f}   {min(spread):.1f}-{max(spread):.1f}", flush=True)
+                      f"{r['cpu']:>6.0%}{r['per_cpu_second']:>13.1f}{r['memory_mb']:>11.0f}   {min(spread):.1f}-{max(spread):.1f}", flush=True)
 
 
 if __name__ == "__main__":

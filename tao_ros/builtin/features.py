@@ -85,7 +85,7 @@ def object_pixels(context: FrameContext, box: np.ndarray, min_pixels: int, other
         overlapping = others[(others[:, 0] < x2) & (others[:, 2] > x1) & (others[:, 1] < y2) & (others[:, 3] > y1)]
         if len(overlapping):
             own = pixels.copy()
-            for ox1, oy1, ox2, oy2 in (overlapping - [x1, y1, x1, y1]).clip(0).tolist():
+            for ox1, oy1, ox2, oy2 in np.maximum(overlapping - [x1, y1, x1, y1], 0).tolist():
                 own[oy1:oy2, ox1:ox2] = False
             if own.sum() >= min_pixels:
                 pixels = own
