@@ -4,6 +4,7 @@ against one process per camera.
     python benchmarks/multi_camera.py [--cameras 1 2 4] [--profile weight-free --profile pretrained]
         [--seconds 30] [--repeats 3] [--scenes ped2 avenue ped1] [--weights ../shared/weights]
         [--cache /tmp/tao_ros_multi_camera]
+    python benchmarks/multi_camera.py --batching   # the appearance backbone: frames one by one or batched
 
 Camera i replays the test frames of dev scene i mod 3 of ``--scenes`` (Ped2 and Ped1 at 10 fps,
 Avenue at 25) in real time, as image messages handed to its ``AnomalyEngine`` (what ``anomaly_node`` runs, ROS-free:
@@ -67,6 +68,38 @@ def resident_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def backbone_batching(weights: Path, cameras: int = 2, repeats: int = 10) -> None:
+    """Print the appearance backbone's time for ``cameras`` frames of each scene's size (as
+    ``AppearanceFeature.embed`` scales them), one call each against one batched call."""
+    import cv2
+    import torch
+
+    from tao_ros.builtin.appearance import MOBILENET, SIXTEENTH_LAYER, load_backbone
+
+    params = load_config(PROFILES["pretrained"], config_overrides("pretrained", weights)).plugin_params["appearance"]
+    backbone = load_backbone(params["weights"], MOBILENET, SIXTEENTH_LAYER[MOBILENET], False, "cpu")
+    print(f"appearance backbone (MobileNetV2 to layer {SIXTEENTH_LAYER[MOBILENET]}), {cameras} frames, "
+          f"{torch.get_num_threads()} threads, median of {repeats}\n")
+    print(f"{'scene':<8}{'input':>10}{'one call each ms':>18}{'one batch ms':>14}")
+    for scene in SCENE_ORDER:
+        height, width = cv2.imread(str(min((SCENES[scene] / "testing" / "frames").glob("*/*.jpg")))).shape[:2]
+        scale = params["image_size"] / max(height, width)
+        size = (max(32, round(height * scale / 32) * 32), max(32, round(width * scale / 32) * 32))
+        frames = torch.rand(cameras, 3, *size)
+        times = {"each": [], "batch": []}
+        with torch.inference_mode():
+            for _ in range(repeats + 2):
+                start = time.perf_counter()
+                for k in range(cameras):
+                    backbone(frames[k:k + 1])
+                times["each"].append(time.perf_counter() - start)
+                start = time.perf_counter()
+                backbone(frames)
+                times["batch"].append(time.perf_counter() - start)
+        each, batch = (np.median(times[k][2:]) * 1e3 for k in ("each", "batch"))
+        print(f"{scene:<8}{f'{size[1]}x{size[0]}':>10}{each:>18.1f}{batch:>14.1f}")
 
 
 def serve(cameras: list[int], profile: str, weights: Path, cache: Path, seconds: float, order: list[str]) -> dict:
@@ -172,9 +205,14 @@ def main() -> None:
                         help="scenes the cameras replay in turn (camera i: scene i mod their number)")
     parser.add_argument("--weights", type=Path, default=SHARED / "weights", help="folder of the pretrained models")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/tao_ros_multi_camera"), help="fitted models")
+    parser.add_argument("--batching", action="store_true",
+                        help="only time the appearance backbone on frames one by one against batched")
     parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)  # a child: serve these camera indices
     args = parser.parse_args()
     profiles = args.profile or [p for p in PROFILES if p != "pretrained" or args.weights.is_dir()]
+    if args.batching:
+        backbone_batching(args.weights)
+        return
     if args.serve is not None:
         cameras = [int(i) for i in args.serve.split(",")]
         print(json.dumps(serve(cameras, profiles[0], args.weights, args.cache, args.seconds, args.scenes)))
