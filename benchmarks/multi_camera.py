@@ -76,30 +76,29 @@ def backbone_batching(weights: Path, cameras: int = 2, repeats: int = 10) -> Non
     import cv2
     import torch
 
-    from tao_ros.builtin.appearance import MOBILENET, SIXTEENTH_LAYER, load_backbone
+    from tao_ros.plugins import PluginRegistry
 
     params = load_config(PROFILES["pretrained"], config_overrides("pretrained", weights)).plugin_params["appearance"]
-    backbone = load_backbone(params["weights"], MOBILENET, SIXTEENTH_LAYER[MOBILENET], False, "cpu")
-    print(f"appearance backbone (MobileNetV2 to layer {SIXTEENTH_LAYER[MOBILENET]}), {cameras} frames, "
+    feature = PluginRegistry.discover().create("feature", "appearance", params)
+    print(f"appearance backbone ({params['architecture']}, to 1/16 resolution), {cameras} frames, "
           f"{torch.get_num_threads()} threads, median of {repeats}\n")
     print(f"{'scene':<8}{'input':>10}{'one call each ms':>18}{'one batch ms':>14}")
     for scene in SCENE_ORDER:
         height, width = cv2.imread(str(min((SCENES[scene] / "testing" / "frames").glob("*/*.jpg")))).shape[:2]
-        scale = params["image_size"] / max(height, width)
-        size = (max(32, round(height * scale / 32) * 32), max(32, round(width * scale / 32) * 32))
-        frames = torch.rand(cameras, 3, *size)
+        size = feature.input_size(height, width)
+        frames = torch.rand(cameras, 3, size[1], size[0])
         times = {"each": [], "batch": []}
         with torch.inference_mode():
             for _ in range(repeats + 2):
                 start = time.perf_counter()
                 for k in range(cameras):
-                    backbone(frames[k:k + 1])
+                    feature.backbone(frames[k:k + 1])
                 times["each"].append(time.perf_counter() - start)
                 start = time.perf_counter()
-                backbone(frames)
+                feature.backbone(frames)
                 times["batch"].append(time.perf_counter() - start)
         each, batch = (np.median(times[k][2:]) * 1e3 for k in ("each", "batch"))
-        print(f"{scene:<8}{f'{size[1]}x{size[0]}':>10}{each:>18.1f}{batch:>14.1f}")
+        print(f"{scene:<8}{f'{size[0]}x{size[1]}':>10}{each:>18.1f}{batch:>14.1f}")
 
 
 def serve(cameras: list[int], profile: str, weights: Path, cache: Path, seconds: float, order: list[str]) -> dict:

@@ -116,6 +116,12 @@ class AppearanceFeature(TrackAveragedFeature):
         self.mean: np.ndarray | None = None
         self.axes: np.ndarray | None = None  # [components, C]
 
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        """A frame's (width, height) as the backbone gets it: the longer side ``image_size``, both sides
+        a multiple of 32, the backbones' largest stride, so that every layer sees whole cells."""
+        scale = self.p["image_size"] / max(height, width)
+        return max(32, round(width * scale / 32) * 32), max(32, round(height * scale / 32) * 32)
+
     def embed(self, context: FrameContext, detections: Detections) -> np.ndarray:
         """[N, C] unit-length backbone features averaged inside each box."""
         import cv2
@@ -123,9 +129,7 @@ class AppearanceFeature(TrackAveragedFeature):
         from torchvision.ops import roi_align
 
         height, width = context.image.shape[:2]
-        scale = self.p["image_size"] / max(height, width)
-        # sides a multiple of 32, the backbones' largest stride, so that every layer sees whole cells
-        size = (max(32, round(width * scale / 32) * 32), max(32, round(height * scale / 32) * 32))
+        size = self.input_size(height, width)
         rgb = cv2.cvtColor(cv2.resize(context.image, size, interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
         image = rgb.astype(np.float32) / 255.0
         if self.imagenet:
