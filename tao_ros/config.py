@@ -28,7 +28,7 @@ OPTIONS: dict[str, Param] = {
                                        "(mean/std), 'minmax' (min to 99.9th percentile), 'logz' (z-score of the log) or 'tail' "
                                        "(the surprise -log P(normal score >= s), a Pareto tail beyond the normal scores).",
                              choices=("zscore", "minmax", "logz", "tail")),
-    "combination": Param("sum", "How the standardized feature scores are combined: 'sum' (as the paper) or "
+    "combination": Param("excess", "How the standardized feature scores are combined: 'sum' (as the paper) or "
                                 "'excess' (each feature's excess over its typical normal score, so that evidence "
                                 "that carries nothing for a scene adds no spread). A feature that cannot describe "
                                 "an object gives it a typical normal object's score under both.",

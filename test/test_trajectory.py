@@ -21,11 +21,38 @@ def still_frame(index: int, shape=(160, 200)) -> FrameContext:
 
 def test_position_is_the_ground_contact_as_a_fraction_of_the_frame_and_the_log_relative_height():
     feature = create("position")
-    boxes = np.array([[20.0, 40.0, 60.0, 120.0], [100.0, 0.0, 110.0, 16.0]])
+    boxes = np.array([[20.0, 40.0, 60.0, 120.0], [100.0, 2.0, 110.0, 16.0]])
     values = feature.extract(still_frame(0), Detections(boxes, ids=np.array([1, 2])), np.ones(2))
     assert values == pytest.approx(np.array([[40 / 200, 120 / 160, np.log(80 / 160)],
-                                             [105 / 200, 16 / 160, np.log(16 / 160)]]))
+                                             [105 / 200, 16 / 160, np.log(14 / 160)]]))
     assert feature.extract(still_frame(1), Detections.empty(), np.zeros(0)).shape == (0, 3)
+
+
+@pytest.mark.parametrize("name", ["position", "heading", "relative_speed"])
+def test_the_place_of_a_box_the_frame_cuts_at_the_bottom_is_unknown_and_its_track_keeps_the_last_seen(name, rng):
+    """A person leaving through the bottom edge leaves a short box on the frame's last row: its ground
+    contact is not in the image, so its place (and what is measured against the place) is unknown
+    rather than the frame's edge; a track seen whole before keeps that measurement."""
+    context, detections = textured_square_moving(2, 0, rng)
+    height = context.gray.shape[0]
+    inside = detections.xyxy[0]
+    whole = create(name).extract(context, Detections(inside[None], ids=np.array([7])), np.ones(1))[0]
+    assert np.isfinite(whole).all()
+    cut = np.array([[inside[0], height - 6.0, inside[2], height - 0.5], inside])
+    fresh = create(name)
+    values = fresh.extract(context, Detections(cut, ids=np.array([1, 2])), np.ones(2))
+    assert np.isnan(values[0]).all()  # no earlier measurement to stand in
+    assert np.isfinite(values[1]).all()  # the same object, whole, one row above the edge
+    carried = create(name)
+    carried.extract(context, Detections(inside[None], ids=np.array([7])), np.ones(1))
+    later = carried.extract(context, Detections(cut[:1], ids=np.array([7])), np.ones(1))[0]
+    assert later == pytest.approx(whole)
+
+
+def test_position_of_a_box_cut_at_the_top_is_unknown():
+    boxes = np.array([[20.0, 0.0, 60.0, 30.0], [20.0, 1.0, 60.0, 30.0]])
+    values = create("position").extract(still_frame(0), Detections(boxes, ids=np.array([1, 2])), np.ones(2))
+    assert np.isnan(values[0]).all() and np.isfinite(values[1]).all()
 
 
 @pytest.mark.parametrize("dx, dy", [(3, 0), (-3, 0), (0, 3), (0, -3)])

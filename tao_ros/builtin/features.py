@@ -61,6 +61,14 @@ def camera_translation(context: FrameContext, flow: np.ndarray) -> np.ndarray:
     return np.median(flow[::4, ::4][textured], axis=0)
 
 
+def border_cuts(context: FrameContext, detections: Detections) -> np.ndarray:
+    """[N, 4] bool: each box reaches into the frame's outermost (left, top, right, bottom) pixel
+    column or row, so the image may cut the object there. [0, 4] for no objects."""
+    height, width = context.gray.shape
+    x1, y1, x2, y2 = detections.xyxy.T
+    return np.column_stack([x1 < 1, y1 < 1, x2 > width - 1, y2 > height - 1]).reshape(-1, 4)
+
+
 def object_pixels(context: FrameContext, box: np.ndarray, min_pixels: int, others: np.ndarray | None = None
                   ) -> tuple[slice, slice, np.ndarray]:
     """Rows/cols slices of ``box`` and the [h, w] bool mask of the object's pixels inside it
@@ -295,10 +303,7 @@ class DepthFeature(TrackAveragedFeature):
 
     def extract(self, context: FrameContext, detections: Detections, depth: np.ndarray) -> np.ndarray:
         size = np.stack([detections.height, detections.width], axis=1)
-        height, width = context.gray.shape
-        x1, y1, x2, y2 = detections.xyxy.T
-        cut = (x1 <= 0) | (y1 <= 0) | (x2 >= width) | (y2 >= height)
-        size[cut] = np.nan  # an object cut by the image border does not show its size
+        size[border_cuts(context, detections).any(axis=1)] = np.nan  # a cut object does not show its size
         with np.errstate(divide="ignore", invalid="ignore"):
             values = np.log(np.where(size > 0, size, np.nan))
         return self.history.smooth(detections.ids, np.column_stack([values.reshape(-1, 2), depth]))

@@ -14,17 +14,26 @@ from collections import OrderedDict, deque
 
 import numpy as np
 
-from tao_ros.builtin.features import TrackAveragedFeature, dense_flow, objects_pixels, track_average_params
+from tao_ros.builtin.features import (TrackAveragedFeature, border_cuts, dense_flow, objects_pixels,
+                                     track_average_params)
 from tao_ros.hookspecs import Param, hookimpl
 from tao_ros.types import Detections, FrameContext
 
 
 def ground_contact(context: FrameContext, detections: Detections) -> np.ndarray:
     """[N, 2] where each object meets the ground, as fractions of the frame: the middle of its box's
-    bottom edge (x / width, y2 / height). [0, 2] for no objects."""
+    bottom edge (x / width, y2 / height); NaN (unknown) where the box reaches the frame's bottom row,
+    so that the image may hide where the object stands. [0, 2] for no objects.
+
+    Unknown rather than the frame's edge: a person near the camera leaving through the bottom edge
+    leaves a short box there, whose place, size for the place and speed for the place no normal
+    object has (Ped1's highest-scoring normal objects were such boxes; a track's earlier, uncut
+    measurements stand in along it)."""
     height, width = context.gray.shape
     x1, _, x2, y2 = detections.xyxy.T
-    return np.column_stack([(x1 + x2) / 2.0 / width, y2 / height]).reshape(-1, 2)
+    contact = np.column_stack([(x1 + x2) / 2.0 / width, y2 / height]).reshape(-1, 2)
+    contact[border_cuts(context, detections)[:, 3]] = np.nan
+    return contact
 
 
 def mean_object_flow(context: FrameContext, detections: Detections, preset: str, min_pixels: int) -> np.ndarray:
@@ -52,8 +61,8 @@ class PositionFeature(TrackAveragedFeature):
     """Where an object stands and how large it is there: its ground contact (bottom middle of the box)
     as fractions of the frame and its log height as a fraction of the frame's, averaged along its
     track. Against the normal objects' positions it finds someone on the grass beside a walkway, or
-    an object too large or too small for where it stands (a box cut by the border is kept as it is:
-    normal objects entering and leaving are cut the same way)."""
+    an object too large or too small for where it stands. Unknown where the image cuts the box at
+    the top or bottom: it shows neither the object's height nor (at the bottom) its ground contact."""
 
     name = "position"
     columns = ("ground_x", "ground_y", "log_height")
@@ -61,6 +70,7 @@ class PositionFeature(TrackAveragedFeature):
 
     def extract(self, context: FrameContext, detections: Detections, depth: np.ndarray) -> np.ndarray:
         height = np.maximum(detections.height, 1.0) / context.gray.shape[0]
+        height[border_cuts(context, detections)[:, 1]] = np.nan
         values = np.column_stack([ground_contact(context, detections), np.log(height)])
         return self.history.smooth(detections.ids, values.reshape(-1, 3))
 
@@ -69,7 +79,8 @@ class HeadingFeature(TrackAveragedFeature):
     """Which way an object goes where it is: its ground contact and the direction of its mean flow,
     (x, y, u_x, u_y) with u = v / sqrt(|v|^2 + noise^2), a unit vector for a mover that shrinks to 0
     for an object whose motion is within the optical flow's noise (a still object has no direction).
-    Against the normal objects it finds someone going against the flow at that place."""
+    Against the normal objects it finds someone going against the flow at that place. Unknown where
+    the ground contact is (``ground_contact``)."""
 
     name = "heading"
     columns = ("ground_x", "ground_y", "direction_x", "direction_y")
@@ -100,7 +111,7 @@ class RelativeSpeedFeature(TrackAveragedFeature):
     depth still x3). The place is therefore part of the vector, so that the density model learns from
     the normal objects how fast is normal where, whatever the camera's geometry. The log (of the
     speed plus the flow's noise) makes the speed's axis relative: twice as fast is as far at a walking
-    pace as at a crawl. Unknown where the depth is."""
+    pace as at a crawl. Unknown where the depth or the ground contact is."""
 
     name = "relative_speed"
     columns = ("ground_x", "ground_y", "log_speed_times_depth")
