@@ -32,7 +32,8 @@ def test_position_is_the_ground_contact_as_a_fraction_of_the_frame_and_the_log_r
 def test_the_place_of_a_box_the_frame_cuts_at_the_bottom_is_unknown_and_its_track_keeps_the_last_seen(name, rng):
     """A person leaving through the bottom edge leaves a short box on the frame's last row: its ground
     contact is not in the image, so its place (and what is measured against the place) is unknown
-    rather than the frame's edge; a track seen whole before keeps that measurement."""
+    rather than the frame's edge; a track seen whole before keeps that measurement for the feature's
+    window, no longer."""
     context, detections = textured_square_moving(2, 0, rng)
     height = context.gray.shape[0]
     inside = detections.xyxy[0]
@@ -45,8 +46,11 @@ def test_the_place_of_a_box_the_frame_cuts_at_the_bottom_is_unknown_and_its_trac
     assert np.isfinite(values[1]).all()  # the same object, whole, one row above the edge
     carried = create(name)
     carried.extract(context, Detections(inside[None], ids=np.array([7])), np.ones(1))
-    later = carried.extract(context, Detections(cut[:1], ids=np.array([7])), np.ones(1))[0]
-    assert later == pytest.approx(whole)
+    later = [carried.extract(context, Detections(cut[:1], ids=np.array([7])), np.ones(1))[0]
+             for _ in range(carried.p["window"])]
+    assert later[0] == pytest.approx(whole)
+    # a place is no longer the object's once it has moved on: unknown after the feature's window
+    assert np.isfinite(later[-2]).all() and np.isnan(later[-1]).all()
 
 
 def test_position_of_a_box_cut_at_the_top_is_unknown():

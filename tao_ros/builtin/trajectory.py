@@ -28,7 +28,8 @@ def ground_contact(context: FrameContext, detections: Detections) -> np.ndarray:
     Unknown rather than the frame's edge: a person near the camera leaving through the bottom edge
     leaves a short box there, whose place, size for the place and speed for the place no normal
     object has (Ped1's highest-scoring normal objects were such boxes; a track's earlier, uncut
-    measurements stand in along it)."""
+    measurements stand in along it for the feature's window, then the place is unknown: the object
+    has moved on since)."""
     height, width = context.gray.shape
     x1, _, x2, y2 = detections.xyxy.T
     contact = np.column_stack([(x1 + x2) / 2.0 / width, y2 / height]).reshape(-1, 2)
@@ -65,6 +66,7 @@ class PositionFeature(TrackAveragedFeature):
     the top or bottom: it shows neither the object's height nor (at the bottom) its ground contact."""
 
     name = "position"
+    expires = True  # a place changes: never carried on past the window (``ground_contact``)
     columns = ("ground_x", "ground_y", "log_height")
     params = track_average_params(8, "the position")
 
@@ -83,6 +85,7 @@ class HeadingFeature(TrackAveragedFeature):
     the ground contact is (``ground_contact``)."""
 
     name = "heading"
+    expires = True  # a place changes: never carried on past the window (``ground_contact``)
     columns = ("ground_x", "ground_y", "direction_x", "direction_y")
     params = {
         **track_average_params(5, "the direction"),
@@ -114,6 +117,7 @@ class RelativeSpeedFeature(TrackAveragedFeature):
     pace as at a crawl. Unknown where the depth or the ground contact is."""
 
     name = "relative_speed"
+    expires = True  # a place changes: never carried on past the window (``ground_contact``)
     columns = ("ground_x", "ground_y", "log_speed_times_depth")
     params = {
         **track_average_params(6, "the speed"),
