@@ -193,7 +193,6 @@ def test_pixels_shared_with_another_box_are_left_out_while_enough_remain():
     assert kept.sum() == 15 * 20
 
 
-
 def test_only_boxes_reaching_into_an_object_take_pixels_from_it(rng):
     """Boxes beside, above or touching an object's edge take nothing; one over its corner takes its
     overlap, clipped to the object's box; the frame's objects' pixels are computed once per frame."""
@@ -211,6 +210,7 @@ def test_only_boxes_reaching_into_an_object_take_pixels_from_it(rng):
     detections = Detections(np.vstack([own, corner]))
     first = objects_pixels(context, detections, 1)
     assert objects_pixels(context, detections, 1) is first and first[0][3].sum() == 75
+
 
 def test_a_warm_up_longer_than_the_averaging_window_is_refused():
     from tao_ros.errors import ConfigError

@@ -92,7 +92,6 @@ def test_knn_training_scores_leave_the_sample_out():
     np.testing.assert_allclose(scorer.fit(features, np.zeros(5)), np.array([0, 0, 0, 0, 10]) / features.std())
 
 
-
 @pytest.mark.parametrize("dimensions", [1, 4, 15, 16, 34])  # KD-tree up to 15, brute force beyond
 def test_neighbour_distances_are_exact_on_either_search(dimensions, rng):
     from tao_ros.builtin.scorers import NeighbourIndex
@@ -104,6 +103,7 @@ def test_neighbour_distances_are_exact_on_either_search(dimensions, rng):
     np.testing.assert_allclose(index.distances(query, 1), exact[:, :1], rtol=1e-9)
     assert NeighbourIndex(train[:3]).distances(query, 5).shape == (7, 3)  # k beyond the samples: all of them
     assert index.distances(train[:2], 1)[:, 0].tolist() == [0.0, 0.0]  # a training sample is 0 from itself
+
 
 def test_held_out_scores_leave_out_the_neighbouring_chunks_too():
     # chunk 1 shows the objects of chunk 0 again (the same people, a moment later); chunk 3, after a

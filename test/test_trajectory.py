@@ -43,7 +43,7 @@ def test_the_place_of_a_box_the_frame_cuts_at_the_bottom_is_unknown_and_its_trac
     fresh = create(name)
     values = fresh.extract(context, Detections(cut, ids=np.array([1, 2])), np.ones(2))
     assert np.isnan(values[0]).all()  # no earlier measurement to stand in
-    assert np.isfinite(values[1]).all()  # the same object, whole, one row above the edge
+    assert np.isfinite(values[1]).all()  # the same object whole, inside the frame
     carried = create(name)
     carried.extract(context, Detections(inside[None], ids=np.array([7])), np.ones(1))
     later = [carried.extract(context, Detections(cut[:1], ids=np.array([7])), np.ones(1))[0]

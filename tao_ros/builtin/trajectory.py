@@ -52,13 +52,20 @@ def mean_object_flow(context: FrameContext, detections: Detections, preset: str,
     return context.cache[key].copy()
 
 
+class PlacedFeature(TrackAveragedFeature):
+    """Base of the features measured at an object's ground contact (``ground_contact``): a place
+    changes as the object moves, so a track's last one is never carried on past the window."""
+
+    expires = True
+
+
 FLOW_PARAMS = {
     "preset": Param("medium", "DIS optical flow preset.", choices=("ultrafast", "fast", "medium")),
     "min_pixels": Param(12, "Fewer foreground pixels than this in the box: use the whole box.", minimum=1),
 }
 
 
-class PositionFeature(TrackAveragedFeature):
+class PositionFeature(PlacedFeature):
     """Where an object stands and how large it is there: its ground contact (bottom middle of the box)
     as fractions of the frame and its log height as a fraction of the frame's, averaged along its
     track. Against the normal objects' positions it finds someone on the grass beside a walkway, or
@@ -66,7 +73,6 @@ class PositionFeature(TrackAveragedFeature):
     the top or bottom: it shows neither the object's height nor (at the bottom) its ground contact."""
 
     name = "position"
-    expires = True  # a place changes: never carried on past the window (``ground_contact``)
     columns = ("ground_x", "ground_y", "log_height")
     params = track_average_params(8, "the position")
 
@@ -77,7 +83,7 @@ class PositionFeature(TrackAveragedFeature):
         return self.history.smooth(detections.ids, values.reshape(-1, 3))
 
 
-class HeadingFeature(TrackAveragedFeature):
+class HeadingFeature(PlacedFeature):
     """Which way an object goes where it is: its ground contact and the direction of its mean flow,
     (x, y, u_x, u_y) with u = v / sqrt(|v|^2 + noise^2), a unit vector for a mover that shrinks to 0
     for an object whose motion is within the optical flow's noise (a still object has no direction).
@@ -85,7 +91,6 @@ class HeadingFeature(TrackAveragedFeature):
     the ground contact is (``ground_contact``)."""
 
     name = "heading"
-    expires = True  # a place changes: never carried on past the window (``ground_contact``)
     columns = ("ground_x", "ground_y", "direction_x", "direction_y")
     params = {
         **track_average_params(5, "the direction"),
@@ -101,7 +106,7 @@ class HeadingFeature(TrackAveragedFeature):
         return self.history.smooth(detections.ids, values.reshape(-1, 4))
 
 
-class RelativeSpeedFeature(TrackAveragedFeature):
+class RelativeSpeedFeature(PlacedFeature):
     """How fast an object moves for where it is: its ground contact (as ``position``) and the log of
     its mean flow's length (pixels per frame) times its depth, averaged along its track. With the
     ground plane the speed is in heights of a normal object standing there (times a constant), with a
@@ -117,7 +122,6 @@ class RelativeSpeedFeature(TrackAveragedFeature):
     pace as at a crawl. Unknown where the depth or the ground contact is."""
 
     name = "relative_speed"
-    expires = True  # a place changes: never carried on past the window (``ground_contact``)
     columns = ("ground_x", "ground_y", "log_speed_times_depth")
     params = {
         **track_average_params(6, "the speed"),
