@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tao_ros.builtin.open_set import RIDDEN, join_riders, moving_pixels, unexplained
+from tao_ros.core.geometry import iou_matrix
 from tao_ros.core.tracking import LabelVotes
 
 
@@ -157,3 +158,51 @@ def test_pretrained_boxes_without_foreground_are_the_scene_not_objects(monkeypat
     assert all((objects.labels == "bicycle").sum() == 1 for objects in later)
     # the bench was there all along: the background model holds it, so it is dropped unless kept
     assert all((objects.labels == "bench").sum() == int(keep_still) for objects in later)
+
+
+def test_with_motion_objects_each_moving_region_is_an_object_labelled_by_the_pretrained_box_it_holds(monkeypatch):
+    def square(t):
+        x = 20 + 3 * t
+        return np.array([x, 40, x + 20, 60], float)
+
+    found, calls, detector = square_scene(monkeypatch, square, detect_every=3, frames=14, objects="motion")
+    later = found[detector.p["warmup_frames"] + 1:]
+    assert len(calls) == 4  # the pretrained detector on every 3rd frame only
+    bicycles = []
+    for frame, objects in enumerate(later, start=detector.p["warmup_frames"] + 1):
+        # the moving square's blob (not the pretrained box), labelled on every frame by the bicycle box
+        # it held on the detector's frames; the still bench is no object
+        assert "bench" not in objects.labels and (objects.labels == "bicycle").sum() == 1, (frame, objects.labels)
+        bicycle = objects[objects.labels == "bicycle"]
+        assert iou_matrix(bicycle.xyxy, square(frame)[None])[0, 0] >= 0.6
+        bicycles.append(int(bicycle.ids[0]))
+    assert len(set(bicycles)) == 1
+
+
+def test_with_motion_objects_the_moving_part_of_a_boxed_object_is_the_whole_object(monkeypatch):
+    """Someone standing still and waving: only the arm moves, and the object is the person's box."""
+    pytest.importorskip("ultralytics")
+    import tao_ros.builtin.open_set as open_set
+    from tao_ros.plugins import PluginRegistry
+    from tao_ros.types import Detections, FrameContext
+
+    person = np.array([[60, 20, 90, 90]], float)
+    monkeypatch.setattr(open_set, "predict_boxes",
+                        lambda *args: Detections(person, np.array([0.8]), np.array(["person"])))
+    detector = PluginRegistry.discover().create("detector", "open_set", {
+        "weights": "yolov8n.yaml", "objects": "motion", "detect_every": 2, "init_frames": 0, "stabilize": False})
+    background = np.full((100, 160), 40, np.uint8)
+    background[20:90, 60:90] = 120  # the person, still
+    found, previous = [], None
+    for frame in range(12):
+        gray = background.copy()
+        arm = 78 - 5 * frame  # the arm, a 20x8 px patch raised 5 px a frame
+        gray[arm:arm + 8, 65:85] = 250
+        found.append(detector.detect(FrameContext(frame, np.repeat(gray[..., None], 3, axis=2), gray, previous)))
+        previous = gray
+    later = found[detector.p["warmup_frames"] + 1:]
+    assert all(len(objects) == 1 for objects in later), [objects.xyxy for objects in later]
+    np.testing.assert_allclose(np.concatenate([objects.xyxy for objects in later]),
+                               np.repeat(person, len(later), axis=0), atol=1)
+    assert {objects.labels[0] for objects in later} == {"person"}
+    assert len({int(objects.ids[0]) for objects in later}) == 1

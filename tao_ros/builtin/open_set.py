@@ -14,6 +14,14 @@ Composed, each covers the other's blind spot:
 5. one id per object from a box tracker over all of them, and each track's label by majority vote,
    so that ids stay with the object through label flicker.
 
+With ``objects: motion`` the moving regions are the objects instead and the pretrained boxes name
+them: a blob holding a pretrained box takes its label (a cyclist's blob holds the joined rider and
+bicycle), a blob that is a moving part of a box no blob holds becomes that box (the arms of someone
+standing still: a pose needs the whole person), the rest stay "object". An object's size and place
+are then measured on the same kind of box as in the weight-free profile on every camera, where a
+COCO box and the blob of the same walker differ in size and the detector finds small people in one
+frame and misses them in the next (on UCSD Ped1's 10-60 px people: benchmarks/generalization.py).
+
 The frame's foreground stays in ``context.foreground``: the speed of a pretrained box is the flow
 of the moving pixels inside it, not of the whole box.
 """
@@ -26,8 +34,8 @@ from tao_ros.builtin.motion import MotionDetector
 from tao_ros.builtin.ultralytics_models import predict_boxes
 from tao_ros.builtin.shared_models import shared_model
 from tao_ros.builtin.weights import load_yolo
-from tao_ros.core.geometry import clip_boxes
-from tao_ros.core.tracking import BoxTracker, LabelVotes
+from tao_ros.core.geometry import box_area, clip_boxes, containment_matrix
+from tao_ros.core.tracking import HELD_SHARE, BoxTracker, LabelVotes
 from tao_ros.hookspecs import Param, hookimpl
 from tao_ros.types import Detections, FrameContext
 
@@ -92,6 +100,20 @@ def unexplained(blobs: np.ndarray, boxes: np.ndarray, foreground: np.ndarray, sh
     return result
 
 
+def foreground_inside(blobs: np.ndarray, boxes: np.ndarray, foreground: np.ndarray) -> np.ndarray:
+    """[B, K] share of each blob's ([B, 4]) foreground pixels that lies inside each box ([K, 4]); 0 for
+    a blob without foreground."""
+    share = np.zeros((len(blobs), len(boxes)))
+    for b, (x1, y1, x2, y2) in enumerate(np.round(blobs).astype(int)):
+        pixels = foreground[y1:y2, x1:x2]
+        total = pixels.sum()
+        if total == 0:
+            continue
+        for k, (u1, v1, u2, v2) in enumerate(np.round(boxes).astype(int)):
+            share[b, k] = pixels[max(v1 - y1, 0):max(v2 - y1, 0), max(u1 - x1, 0):max(u2 - x1, 0)].sum() / total
+    return share
+
+
 def moving_pixels(boxes: np.ndarray, foreground: np.ndarray) -> np.ndarray:
     """[K] number of foreground pixels inside each box ([K, 4]; 0 for an empty box)."""
     counts = np.zeros(len(boxes), dtype=np.int64)
@@ -123,6 +145,10 @@ class OpenSetDetector:
                                    "(min_area of the frame). Off: those are the scene, which the background model "
                                    "has absorbed (a bench, a parked bicycle, someone standing still for longer "
                                    "than its history), and their place, size and label say nothing of anomalies."),
+        "objects": Param("pretrained", "What the objects are: 'pretrained', the pretrained boxes (riders joined) plus the "
+                                       "moving regions none explains; 'motion', the motion detector's moving regions, each "
+                                       "labelled by the pretrained box it holds ('object' where it holds none).",
+                         choices=("pretrained", "motion")),
         "detect_every": Param(1, "The pretrained detector runs on every this many frames (its cost dominates on a "
                                  "CPU); in between, its objects are carried along their tracks' motion, and the "
                                  "motion detector still sees every frame.", minimum=1),
@@ -136,30 +162,36 @@ class OpenSetDetector:
                                    params["device"], ("detect", "pose", "segment"), params["threads"])
         self.model = self.shared.model
         self.tracker = BoxTracker(params["match_iou"], params["max_missed"], params["max_hidden"])
+        self.box_tracker = BoxTracker(params["match_iou"], params["max_missed"], params["max_hidden"])  # objects: motion
         self.labels = LabelVotes()
         self.reset()
 
     def reset(self) -> None:
         self.motion.reset()
         self.tracker.reset()
+        self.box_tracker.reset()
         self.labels.reset()
         self.frames_detected = 0
         self.pretrained = Detections.empty()  # the last frame's pretrained objects, with their track ids
 
-    def pretrained_objects(self, context: FrameContext, foreground: np.ndarray) -> Detections:
+    def pretrained_objects(self, context: FrameContext, foreground: np.ndarray, tracker: BoxTracker) -> Detections:
         """This frame's pretrained objects, riders joined: from the detector every ``detect_every``-th
-        frame, carried along their tracks' velocity in between."""
+        frame, carried along their tracks' velocity (``tracker``'s) in between."""
         self.frames_detected += 1
-        if (self.frames_detected - 1) % self.p["detect_every"]:
-            last = self.pretrained
-            track = {int(i): k for k, i in enumerate(self.tracker.ids.tolist()) if self.tracker.missed[k] == 0}
-            kept = np.array([i in track for i in last.ids.tolist()], dtype=bool)
-            rows = np.array([track[i] for i in last.ids[kept].tolist()], dtype=np.int64)
-            height, width = foreground.shape
-            moved = clip_boxes(self.tracker.boxes[rows] + self.tracker.velocity[rows], width, height)
-            # an object carried out of the frame has left it: its clipped box has no area
-            inside = (moved[:, 2] > moved[:, 0]) & (moved[:, 3] > moved[:, 1])
-            return Detections(moved[inside], last.confidence[kept][inside], last.labels[kept][inside])
+        if (self.frames_detected - 1) % self.p["detect_every"] == 0:
+            return self.detected(context, foreground)
+        last = self.pretrained
+        track = {int(i): k for k, i in enumerate(tracker.ids.tolist()) if tracker.missed[k] == 0}
+        kept = np.array([i in track for i in last.ids.tolist()], dtype=bool)
+        rows = np.array([track[i] for i in last.ids[kept].tolist()], dtype=np.int64)
+        height, width = foreground.shape
+        moved = clip_boxes(tracker.boxes[rows] + tracker.velocity[rows], width, height)
+        # an object carried out of the frame has left it: its clipped box has no area
+        inside = (moved[:, 2] > moved[:, 0]) & (moved[:, 3] > moved[:, 1])
+        return Detections(moved[inside], last.confidence[kept][inside], last.labels[kept][inside])
+
+    def detected(self, context: FrameContext, foreground: np.ndarray) -> Detections:
+        """The pretrained detector's boxes of this frame that hold moving foreground, riders joined."""
         with self.shared.lock:
             found = predict_boxes(self.model, context.image, self.p["confidence"], self.p["image_size"],
                                   self.p["device"])
@@ -170,12 +202,46 @@ class OpenSetDetector:
         xyxy, labels, index = join_riders(found.xyxy, found.labels, moving > 0, tuple(self.p["ridden"]))
         return Detections(xyxy, found.confidence[index], labels)
 
+    def labelled_blobs(self, context: FrameContext, blobs: Detections) -> Detections:
+        """The motion detector's blobs as objects, against this frame's pretrained boxes (tracked apart,
+        so that they are carried between the detector's frames): a blob that holds pretrained boxes
+        (``HELD_SHARE`` of the box inside it) takes the largest one's label; a blob that is part of a
+        pretrained box no blob holds (``explained_share`` of its foreground inside the box: the moving
+        arms of someone standing still) becomes that box, one
+        object however many of its parts move; the rest are labelled "object". Ids from a box tracker
+        over the objects, labels by each track's majority (``LabelVotes``)."""
+        boxes = self.pretrained_objects(context, context.foreground, self.box_tracker)
+        self.pretrained = Detections(boxes.xyxy, boxes.confidence, boxes.labels, self.box_tracker.update(boxes.xyxy))
+        holds = containment_matrix(boxes.xyxy, blobs.xyxy) >= HELD_SHARE  # [K, B]
+        inside = foreground_inside(blobs.xyxy, boxes.xyxy, context.foreground)  # [B, K]
+        part_of = (inside >= self.p["explained_share"]) & ~holds.any(axis=1)[None]
+        xyxy, labels, confidence, whole = [], [], [], set()
+        for b in range(len(blobs)):
+            if holds[:, b].any():
+                k = int(np.argmax(np.where(holds[:, b], box_area(boxes.xyxy), -1.0)))
+                box = blobs.xyxy[b]
+            elif part_of[b].any():
+                k = int(np.argmax(np.where(part_of[b], inside[b], -1.0)))
+                if k in whole:
+                    continue
+                whole.add(k)
+                box = boxes.xyxy[k]
+            else:
+                xyxy.append(blobs.xyxy[b]), labels.append("object"), confidence.append(1.0)
+                continue
+            xyxy.append(box), labels.append(boxes.labels[k]), confidence.append(boxes.confidence[k])
+        xyxy = np.array(xyxy, dtype=np.float64).reshape(-1, 4)
+        ids = self.tracker.update(xyxy)
+        return Detections(xyxy, np.array(confidence), self.labels.vote(ids, np.array(labels, dtype=np.str_)), ids)
+
     def detect(self, context: FrameContext) -> Detections:
         blobs = self.motion.detect(context)
         foreground = context.foreground
         if self.motion.frames_seen <= self.p["warmup_frames"]:
             return Detections.empty()  # the background model is not ready: nothing moves yet
-        pretrained = self.pretrained_objects(context, foreground)
+        if self.p["objects"] == "motion":
+            return self.labelled_blobs(context, blobs)
+        pretrained = self.pretrained_objects(context, foreground, self.tracker)
         alone = unexplained(blobs.xyxy, pretrained.xyxy, foreground, self.p["explained_share"])
         xyxy = np.concatenate([pretrained.xyxy, blobs.xyxy[alone]])
         labels = np.concatenate([pretrained.labels, np.full(int(alone.sum()), "object")])
