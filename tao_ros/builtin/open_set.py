@@ -205,11 +205,11 @@ class OpenSetDetector:
     def labelled_blobs(self, context: FrameContext, blobs: Detections) -> Detections:
         """The motion detector's blobs as objects, against this frame's pretrained boxes (tracked apart,
         so that they are carried between the detector's frames): a blob that holds pretrained boxes
-        (``HELD_SHARE`` of the box inside it) takes the largest one's label; a blob that is part of a
-        pretrained box no blob holds (``explained_share`` of its foreground inside the box: the moving
-        arms of someone standing still) becomes that box, one
-        object however many of its parts move; the rest are labelled "object". Ids from a box tracker
-        over the objects, labels by each track's majority (``LabelVotes``)."""
+        (``HELD_SHARE`` of the box inside it) takes the largest one's label and keeps its own box; a
+        blob that is part of a pretrained box no blob holds (``explained_share`` of its foreground
+        inside the box: the moving arms of someone standing still) becomes that box, one object however
+        many of its parts move; the rest are labelled "object". Ids from a box tracker over the
+        objects, labels by each track's majority (``LabelVotes``)."""
         boxes = self.pretrained_objects(context, context.foreground, self.box_tracker)
         self.pretrained = Detections(boxes.xyxy, boxes.confidence, boxes.labels, self.box_tracker.update(boxes.xyxy))
         holds = containment_matrix(boxes.xyxy, blobs.xyxy) >= HELD_SHARE  # [K, B]
