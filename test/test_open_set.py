@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tao_ros.builtin.open_set import RIDDEN, join_riders, moving_pixels, unexplained
+from tao_ros.builtin.open_set import RIDDEN, foreground_inside, join_riders, moving_pixels, name_blobs, unexplained
 from tao_ros.core.geometry import iou_matrix
 from tao_ros.core.tracking import LabelVotes
 
@@ -206,3 +206,35 @@ def test_with_motion_objects_the_moving_part_of_a_boxed_object_is_the_whole_obje
                                np.repeat(person, len(later), axis=0), atol=1)
     assert {objects.labels[0] for objects in later} == {"person"}
     assert len({int(objects.ids[0]) for objects in later}) == 1
+
+
+def test_blobs_are_named_by_the_largest_box_they_hold_and_moving_parts_become_their_box():
+    blobs = np.array([[0, 0, 50, 50],      # holds a small and a large box: named by the large one
+                      [100, 0, 110, 10],   # the left arm of a still person (box 3)
+                      [130, 0, 140, 10],   # his right arm: the same one object
+                      [200, 0, 210, 10],   # inside a box another blob holds: stays itself, unnamed
+                      [300, 0, 310, 10]],  # no box near it
+                     float)
+    boxes = np.array([[5, 5, 15, 15], [10, 10, 45, 45], [195, 0, 230, 40], [95, 0, 145, 80]], float)
+    held_by_another = np.array([[190, 0, 240, 50]], float)  # holds box 2
+    inside = np.zeros((5, 4))
+    inside[1, 3] = inside[2, 3] = 1.0
+    inside[3, 2] = 1.0
+    inside = np.concatenate([inside, [[0, 0, 1, 0]]])
+    xyxy, naming = name_blobs(np.concatenate([blobs, held_by_another]), boxes, inside, 0.5)
+    assert naming.tolist() == [1, 3, -1, -1, 2]
+    np.testing.assert_array_equal(xyxy, [blobs[0], boxes[3], blobs[3], blobs[4], held_by_another[0]])
+    # a part with less than the share of its foreground in the box stays itself
+    assert name_blobs(blobs[1:2], boxes[3:], np.array([[0.4]]), 0.5)[1].tolist() == [-1]
+    for empty in (name_blobs(np.zeros((0, 4)), boxes, np.zeros((0, 4)), 0.5),
+                  name_blobs(blobs, np.zeros((0, 4)), np.zeros((5, 0)), 0.5)):
+        assert empty[0].shape == (len(empty[1]), 4) and (empty[1] == -1).all()
+
+
+def test_foreground_inside_is_each_blobs_share_of_moving_pixels_in_each_box():
+    foreground = np.zeros((20, 40), bool)
+    foreground[0:10, 0:10] = True  # 100 moving pixels of blob 0
+    blobs = np.array([[0, 0, 10, 10], [20, 0, 30, 10]], float)  # blob 1 holds no moving pixel
+    boxes = np.array([[0, 0, 5, 10], [-5, -5, 10, 2], [30, 0, 40, 10]], float)  # the second reaches out of the frame
+    np.testing.assert_allclose(foreground_inside(blobs, boxes, foreground), [[0.5, 0.2, 0.0], [0.0, 0.0, 0.0]])
+    assert foreground_inside(np.zeros((0, 4)), boxes, foreground).shape == (0, 3)

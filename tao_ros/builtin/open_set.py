@@ -114,6 +114,29 @@ def foreground_inside(blobs: np.ndarray, boxes: np.ndarray, foreground: np.ndarr
     return share
 
 
+def name_blobs(blobs: np.ndarray, boxes: np.ndarray, inside: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
+    """Blobs ([B, 4]) as objects named by pretrained boxes ([K, 4]), ``inside`` [B, K] the share of each
+    blob's foreground inside each box (``foreground_inside``) -> ([M, 4] objects, [M] index of the box
+    naming each, -1 for none). A blob that holds boxes (``HELD_SHARE`` of a box inside it) keeps its own
+    box, named by the largest box it holds; a blob with ``share`` of its foreground inside a box no blob
+    holds becomes that box (the moving arms of someone standing still), one object however many of the
+    box's parts move; the other blobs stay as they are, unnamed."""
+    holds = containment_matrix(boxes, blobs) >= HELD_SHARE  # [K, B]
+    part_of = (inside >= share) & ~holds.any(axis=1)[None]  # [B, K]
+    area = box_area(boxes)
+    xyxy, naming = [], []
+    for b in range(len(blobs)):
+        if holds[:, b].any():
+            xyxy.append(blobs[b]), naming.append(int(np.argmax(np.where(holds[:, b], area, -1.0))))
+        elif part_of[b].any():
+            k = int(np.argmax(np.where(part_of[b], inside[b], -1.0)))
+            if k not in naming:
+                xyxy.append(boxes[k]), naming.append(k)
+        else:
+            xyxy.append(blobs[b]), naming.append(-1)
+    return np.array(xyxy, dtype=np.float64).reshape(-1, 4), np.array(naming, dtype=np.int64)
+
+
 def moving_pixels(boxes: np.ndarray, foreground: np.ndarray) -> np.ndarray:
     """[K] number of foreground pixels inside each box ([K, 4]; 0 for an empty box)."""
     counts = np.zeros(len(boxes), dtype=np.int64)
@@ -203,36 +226,19 @@ class OpenSetDetector:
         return Detections(xyxy, found.confidence[index], labels)
 
     def labelled_blobs(self, context: FrameContext, blobs: Detections) -> Detections:
-        """The motion detector's blobs as objects, against this frame's pretrained boxes (tracked apart,
-        so that they are carried between the detector's frames): a blob that holds pretrained boxes
-        (``HELD_SHARE`` of the box inside it) takes the largest one's label and keeps its own box; a
-        blob that is part of a pretrained box no blob holds (``explained_share`` of its foreground
-        inside the box: the moving arms of someone standing still) becomes that box, one object however
-        many of its parts move; the rest are labelled "object". Ids from a box tracker over the
-        objects, labels by each track's majority (``LabelVotes``)."""
+        """The motion detector's blobs as objects named by this frame's pretrained boxes (``name_blobs``;
+        the boxes tracked apart, so that they are carried between the detector's frames), "object"
+        where none names them. Ids from a box tracker over the objects, labels by each track's
+        majority (``LabelVotes``)."""
         boxes = self.pretrained_objects(context, context.foreground, self.box_tracker)
         self.pretrained = Detections(boxes.xyxy, boxes.confidence, boxes.labels, self.box_tracker.update(boxes.xyxy))
-        holds = containment_matrix(boxes.xyxy, blobs.xyxy) >= HELD_SHARE  # [K, B]
-        inside = foreground_inside(blobs.xyxy, boxes.xyxy, context.foreground)  # [B, K]
-        part_of = (inside >= self.p["explained_share"]) & ~holds.any(axis=1)[None]
-        xyxy, labels, confidence, whole = [], [], [], set()
-        for b in range(len(blobs)):
-            if holds[:, b].any():
-                k = int(np.argmax(np.where(holds[:, b], box_area(boxes.xyxy), -1.0)))
-                box = blobs.xyxy[b]
-            elif part_of[b].any():
-                k = int(np.argmax(np.where(part_of[b], inside[b], -1.0)))
-                if k in whole:
-                    continue
-                whole.add(k)
-                box = boxes.xyxy[k]
-            else:
-                xyxy.append(blobs.xyxy[b]), labels.append("object"), confidence.append(1.0)
-                continue
-            xyxy.append(box), labels.append(boxes.labels[k]), confidence.append(boxes.confidence[k])
-        xyxy = np.array(xyxy, dtype=np.float64).reshape(-1, 4)
+        inside = foreground_inside(blobs.xyxy, boxes.xyxy, context.foreground)
+        xyxy, naming = name_blobs(blobs.xyxy, boxes.xyxy, inside, self.p["explained_share"])
+        # index -1 (no box names the blob) reads the appended "object", at full confidence
+        labels = np.append(boxes.labels.astype(np.str_), "object")[naming]
+        confidence = np.append(boxes.confidence, 1.0)[naming]
         ids = self.tracker.update(xyxy)
-        return Detections(xyxy, np.array(confidence), self.labels.vote(ids, np.array(labels, dtype=np.str_)), ids)
+        return Detections(xyxy, confidence, self.labels.vote(ids, labels), ids)
 
     def detect(self, context: FrameContext) -> Detections:
         blobs = self.motion.detect(context)
