@@ -209,13 +209,13 @@ def test_with_motion_objects_the_moving_part_of_a_boxed_object_is_the_whole_obje
 
 
 def test_blobs_are_named_by_the_largest_box_they_hold_and_moving_parts_become_their_box():
-    blobs = np.array([[0, 0, 50, 50],      # holds a small and a large box: named by the large one
+    blobs = np.array([[0, 0, 50, 50],      # holds a large box and a small one inside it: named by the large one
                       [100, 0, 110, 10],   # the left arm of a still person (box 3)
                       [130, 0, 140, 10],   # his right arm: the same one object
                       [200, 0, 210, 10],   # inside a box another blob holds: stays itself, unnamed
                       [300, 0, 310, 10]],  # no box near it
                      float)
-    boxes = np.array([[5, 5, 15, 15], [10, 10, 45, 45], [195, 0, 230, 40], [95, 0, 145, 80]], float)
+    boxes = np.array([[12, 12, 20, 20], [10, 10, 45, 45], [195, 0, 230, 40], [95, 0, 145, 80]], float)
     held_by_another = np.array([[190, 0, 240, 50]], float)  # holds box 2
     inside = np.zeros((5, 4))
     inside[1, 3] = inside[2, 3] = 1.0
@@ -229,6 +229,17 @@ def test_blobs_are_named_by_the_largest_box_they_hold_and_moving_parts_become_th
     for empty in (name_blobs(np.zeros((0, 4)), boxes, np.zeros((0, 4)), 0.5),
                   name_blobs(blobs, np.zeros((0, 4)), np.zeros((5, 0)), 0.5)):
         assert empty[0].shape == (len(empty[1]), 4) and (empty[1] == -1).all()
+
+
+def test_a_blob_holding_several_boxes_is_a_merged_group_whose_objects_are_the_boxes():
+    group = np.array([[0, 0, 100, 50]], float)  # two people walking side by side, one blob
+    people = np.array([[5, 5, 40, 45], [60, 5, 95, 45], [10, 20, 20, 30]], float)  # the third: a bag on the first
+    xyxy, naming = name_blobs(group, people, np.array([[0.45, 0.45, 0.05]]), 0.5)
+    assert naming.tolist() == [0, 1]
+    np.testing.assert_array_equal(xyxy, people[:2])
+    # a second blob holding one of them adds no second object for it
+    xyxy, naming = name_blobs(np.concatenate([group, [[50, 0, 100, 50]]]), people[:2], np.zeros((2, 2)), 0.5)
+    assert naming.tolist() == [0, 1] and len(xyxy) == 2
 
 
 def test_foreground_inside_is_each_blobs_share_of_moving_pixels_in_each_box():

@@ -16,7 +16,8 @@ Composed, each covers the other's blind spot:
 
 With ``objects: motion`` the moving regions are the objects instead and the pretrained boxes name
 them: a blob holding a pretrained box takes its label (a cyclist's blob holds the joined rider and
-bicycle), a blob that is a moving part of a box no blob holds becomes that box (the arms of someone
+bicycle), a blob holding several is a group the background model merged and becomes the boxes it
+holds (people walking side by side), a blob that is a moving part of a box no blob holds becomes that box (the arms of someone
 standing still: a pose needs the whole person), the rest stay "object". An object's size and place
 are then measured on the same kind of box as in the weight-free profile on every camera, where a
 COCO box and the blob of the same walker differ in size and the detector finds small people in one
@@ -117,16 +118,28 @@ def foreground_inside(blobs: np.ndarray, boxes: np.ndarray, foreground: np.ndarr
 def name_blobs(blobs: np.ndarray, boxes: np.ndarray, inside: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
     """Blobs ([B, 4]) as objects named by pretrained boxes ([K, 4]), ``inside`` [B, K] the share of each
     blob's foreground inside each box (``foreground_inside``) -> ([M, 4] objects, [M] index of the box
-    naming each, -1 for none). A blob that holds boxes (``HELD_SHARE`` of a box inside it) keeps its own
-    box, named by the largest box it holds; a blob with ``share`` of its foreground inside a box no blob
-    holds becomes that box (the moving arms of someone standing still), one object however many of the
-    box's parts move; the other blobs stay as they are, unnamed."""
+    naming each, -1 for none). A blob that holds one box (``HELD_SHARE`` of a box inside it, boxes that
+    lie inside a larger one it holds not counted) keeps its own box, named by the largest box it holds;
+    a blob that holds two or more is a group that the background model merged (people walking side by
+    side): its objects are the boxes it holds. A blob with ``share`` of its foreground inside a box no
+    blob holds becomes that box (the moving arms of someone standing still), one object however many of
+    the box's parts move; the other blobs stay as they are, unnamed."""
     holds = containment_matrix(boxes, blobs) >= HELD_SHARE  # [K, B]
     part_of = (inside >= share) & ~holds.any(axis=1)[None]  # [B, K]
     area = box_area(boxes)
+    nested = (containment_matrix(boxes, boxes) >= HELD_SHARE) & (area[None] > area[:, None])  # [K, K]
+    whole = ~nested.any(axis=1)  # [K] inside no larger box (a bag on a person is no second object)
+    members = holds & whole[:, None]  # [K, B]
+    group = members.sum(axis=0) >= 2  # [B]
+    grouped = members[:, group].any(axis=1)  # [K] boxes that are a group's objects
     xyxy, naming = [], []
     for b in range(len(blobs)):
-        if holds[:, b].any():
+        if group[b]:
+            for k in np.flatnonzero(members[:, b] & ~np.isin(np.arange(len(boxes)), naming)).tolist():
+                xyxy.append(boxes[k]), naming.append(k)
+        elif (holds[:, b] & grouped).any():
+            continue  # a blob overlapping a group holds one of its objects: that object is there already
+        elif holds[:, b].any():
             xyxy.append(blobs[b]), naming.append(int(np.argmax(np.where(holds[:, b], area, -1.0))))
         elif part_of[b].any():
             k = int(np.argmax(np.where(part_of[b], inside[b], -1.0)))
