@@ -183,7 +183,8 @@ class OpenSetDetector:
                                    "than its history), and their place, size and label say nothing of anomalies."),
         "objects": Param("pretrained", "What the objects are: 'pretrained', the pretrained boxes (riders joined) plus the "
                                        "moving regions none explains; 'motion', the motion detector's moving regions, each "
-                                       "labelled by the pretrained box it holds ('object' where it holds none).",
+                                       "labelled by the pretrained box it holds ('object' where it holds none; a "
+                                       "region holding several boxes is those boxes, a merged group's people).",
                          choices=("pretrained", "motion")),
         "detect_every": Param(1, "The pretrained detector runs on every this many frames (its cost dominates on a "
                                  "CPU); in between, its objects are carried along their tracks' motion, and the "
