@@ -131,6 +131,10 @@ def test_evaluate_perfect_and_missing_clips(tmp_path):
     assert metrics["clips"]["01"]["rbdc"] == pytest.approx(1.0)
     assert metrics["clips"]["01"]["mean_iou"] == pytest.approx(1.0)
     assert metrics["rbdc"] < 1.0  # clip 02's regions were never found
+    # clip 02's anomalous frames have no mask at all: counted in mean IoU, apart in the segmented one
+    assert metrics["mean_iou_segmented"] == pytest.approx(1.0)
+    assert 0.0 < metrics["segmented_frames"] < 1.0
+    assert metrics["mean_iou"] == pytest.approx(metrics["segmented_frames"] * metrics["mean_iou_segmented"])
     assert metrics["region_coverage"] == pytest.approx(0.5)
     assert "02" in format_table(metrics)
     # at the threshold every region of clip 01 is flagged; the low-scoring object is no false box

@@ -90,7 +90,7 @@ def evaluate(pred_dir: str | Path, truths: list[ClipTruth], threshold: float,
     ground-truth track's share of frames flagged (``operating_point``)."""
     pred_dir = Path(pred_dir)
     detections, regions, total_frames = [], [], 0
-    frame_labels, frame_scores, pixel_frame_scores, ious = [], [], [], []
+    frame_labels, frame_scores, pixel_frame_scores, ious, segmented = [], [], [], [], []
     pixels = PixelAccumulator()
     per_clip, missing, notes, specks = {}, [], set(), 0
     for truth in truths:
@@ -122,7 +122,9 @@ def evaluate(pred_dir: str | Path, truths: list[ClipTruth], threshold: float,
                 pixels.add(scores, mask)
                 pixel_frame_scores.append(frame_score_40_percent(scores, mask))
                 if mask.any():
-                    clip_ious.append(mask_iou(scores > threshold, mask))
+                    flagged = scores > threshold
+                    clip_ious.append(mask_iou(flagged, mask))
+                    segmented.append(bool(flagged.any()))
             ious += clip_ious
             clip_metrics["mean_iou"] = float(np.mean(clip_ious)) if clip_ious else float("nan")
         frame_labels.append(labels)
@@ -146,6 +148,9 @@ def evaluate(pred_dir: str | Path, truths: list[ClipTruth], threshold: float,
         "pixel_ap": pixels.average_precision() if has_pixels else float("nan"),
         "pixel_frame_auc": roc_auc(labels, _finite(np.array(pixel_frame_scores))) if has_pixels else float("nan"),
         "mean_iou": float(np.mean(ious)) if ious else float("nan"),
+        # the masks' quality apart from what is flagged: IoU on the anomalous frames that show a mask at all
+        "mean_iou_segmented": float(np.mean(np.array(ious)[segmented])) if any(segmented) else float("nan"),
+        "segmented_frames": float(np.mean(segmented)) if segmented else float("nan"),
         "region_coverage": float(curve.region_rate[-1]) if len(curve.region_rate) else 0.0,
         "at_threshold": curve.at_threshold,
         "operating_point": {"threshold": threshold, "false_boxes_per_frame": at.false_boxes_per_frame,
@@ -175,6 +180,8 @@ def _finite(scores: np.ndarray) -> np.ndarray:
 METRIC_NAMES = {"rbdc": "RBDC", "tbdc": "TBDC", "frame_auroc": "frame AUROC", "pixel_auroc": "pixel AUROC",
                 "pixel_ap": "pixel AP", "pixel_frame_auc": "pixel-level frame AUC (40% rule)",
                 "mean_iou": "mean IoU (anomalous frames)",
+                "mean_iou_segmented": "mean IoU (anomalous frames with a mask)",
+                "segmented_frames": "anomalous frames with a mask",
                 "region_coverage": "regions overlapped by any box (IoU>=0.1)"}
 
 
