@@ -237,6 +237,10 @@ def test_a_blob_holding_several_boxes_is_a_merged_group_whose_objects_are_the_bo
     xyxy, naming = name_blobs(group, people, np.array([[0.45, 0.45, 0.05]]), 0.5)
     assert naming.tolist() == [0, 1]
     np.testing.assert_array_equal(xyxy, people[:2])
+    # where the boxes hold less than the share of the group's foreground (people the detector missed),
+    # the group stays one blob: their moving pixels are not lost
+    xyxy, naming = name_blobs(group, people, np.array([[0.2, 0.2, 0.02]]), 0.5, explained=np.array([False]))
+    assert naming.tolist() == [0] and np.array_equal(xyxy, group)
     # a second blob holding one of them adds no second object for it
     xyxy, naming = name_blobs(np.concatenate([group, [[50, 0, 100, 50]]]), people[:2], np.zeros((2, 2)), 0.5)
     assert naming.tolist() == [0, 1] and len(xyxy) == 2

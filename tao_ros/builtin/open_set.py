@@ -115,13 +115,16 @@ def foreground_inside(blobs: np.ndarray, boxes: np.ndarray, foreground: np.ndarr
     return share
 
 
-def name_blobs(blobs: np.ndarray, boxes: np.ndarray, inside: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
+def name_blobs(blobs: np.ndarray, boxes: np.ndarray, inside: np.ndarray, share: float,
+               explained: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Blobs ([B, 4]) as objects named by pretrained boxes ([K, 4]), ``inside`` [B, K] the share of each
     blob's foreground inside each box (``foreground_inside``) -> ([M, 4] objects, [M] index of the box
     naming each, -1 for none). A blob that holds one box (``HELD_SHARE`` of a box inside it, boxes that
     lie inside a larger one it holds not counted) keeps its own box, named by the largest box it holds;
     a blob that holds two or more is a group that the background model merged (people walking side by
-    side): its objects are the boxes it holds. A blob with ``share`` of its foreground inside a box no
+    side): its objects are the boxes it holds, where they hold ``share`` of its foreground (``explained``
+    [B] bool, default all; else it stays one blob, so that no moving pixels are lost with the people the
+    pretrained detector missed in it). A blob with ``share`` of its foreground inside a box no
     blob holds becomes that box (the moving arms of someone standing still), one object however many of
     the box's parts move; the other blobs stay as they are, unnamed."""
     holds = containment_matrix(boxes, blobs) >= HELD_SHARE  # [K, B]
@@ -131,6 +134,8 @@ def name_blobs(blobs: np.ndarray, boxes: np.ndarray, inside: np.ndarray, share: 
     whole = ~nested.any(axis=1)  # [K] inside no larger box (a bag on a person is no second object)
     members = holds & whole[:, None]  # [K, B]
     group = members.sum(axis=0) >= 2  # [B]
+    if explained is not None:
+        group &= explained
     grouped = members[:, group].any(axis=1)  # [K] boxes that are a group's objects
     xyxy, naming = [], []
     for b in range(len(blobs)):
@@ -247,7 +252,8 @@ class OpenSetDetector:
         boxes = self.pretrained_objects(context, context.foreground, self.box_tracker)
         self.pretrained = Detections(boxes.xyxy, boxes.confidence, boxes.labels, self.box_tracker.update(boxes.xyxy))
         inside = foreground_inside(blobs.xyxy, boxes.xyxy, context.foreground)
-        xyxy, naming = name_blobs(blobs.xyxy, boxes.xyxy, inside, self.p["explained_share"])
+        xyxy, naming = name_blobs(blobs.xyxy, boxes.xyxy, inside, self.p["explained_share"],
+                                  ~unexplained(blobs.xyxy, boxes.xyxy, context.foreground, self.p["explained_share"]))
         # index -1 (no box names the blob) reads the appended "object", at full confidence
         labels = np.append(boxes.labels.astype(np.str_), "object")[naming]
         confidence = np.append(boxes.confidence, 1.0)[naming]
