@@ -17,11 +17,12 @@ Composed, each covers the other's blind spot:
 With ``objects: motion`` the moving regions are the objects instead and the pretrained boxes name
 them: a blob holding a pretrained box takes its label (a cyclist's blob holds the joined rider and
 bicycle), a blob holding several is a group the background model merged and becomes the boxes it
-holds (people walking side by side), a blob that is a moving part of a box no blob holds becomes that box (the arms of someone
-standing still: a pose needs the whole person), the rest stay "object". An object's size and place
-are then measured on the same kind of box as in the weight-free profile on every camera, where a
-COCO box and the blob of the same walker differ in size and the detector finds small people in one
-frame and misses them in the next (on UCSD Ped1's 10-60 px people: benchmarks/generalization.py).
+holds (people walking side by side), a blob that is a moving part of a box no blob holds becomes
+that box (the arms of someone standing still: a pose needs the whole person), the rest stay
+"object". An object's size and place are then measured on the same kind of box as in the
+weight-free profile on every camera, where a COCO box and the blob of the same walker differ in
+size and the detector finds small people in one frame and misses them in the next (on UCSD Ped1's
+10-60 px people: benchmarks/generalization.py).
 
 The frame's foreground stays in ``context.foreground``: the speed of a pretrained box is the flow
 of the moving pixels inside it, not of the whole box.
@@ -140,8 +141,9 @@ def name_blobs(blobs: np.ndarray, boxes: np.ndarray, inside: np.ndarray, share: 
     xyxy, naming = [], []
     for b in range(len(blobs)):
         if group[b]:
-            for k in np.flatnonzero(members[:, b] & ~np.isin(np.arange(len(boxes)), naming)).tolist():
-                xyxy.append(boxes[k]), naming.append(k)
+            for k in np.flatnonzero(members[:, b]).tolist():
+                if k not in naming:
+                    xyxy.append(boxes[k]), naming.append(k)
         elif (holds[:, b] & grouped).any():
             continue  # a blob overlapping a group holds one of its objects: that object is there already
         elif holds[:, b].any():
@@ -246,8 +248,9 @@ class OpenSetDetector:
 
     def labelled_blobs(self, context: FrameContext, blobs: Detections) -> Detections:
         """The motion detector's blobs as objects named by this frame's pretrained boxes (``name_blobs``;
-        the boxes tracked apart, so that they are carried between the detector's frames), "object"
-        where none names them. Ids from a box tracker over the objects, labels by each track's
+        the boxes tracked apart, so that they are carried between the detector's frames; a group split
+        where all the boxes together hold ``explained_share`` of its foreground), "object" where none
+        names them. Ids from a box tracker over the objects, labels by each track's
         majority (``LabelVotes``)."""
         boxes = self.pretrained_objects(context, context.foreground, self.box_tracker)
         self.pretrained = Detections(boxes.xyxy, boxes.confidence, boxes.labels, self.box_tracker.update(boxes.xyxy))
